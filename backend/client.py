@@ -1,0 +1,155 @@
+"""The Python client of the chat API: streams events, with deadlines and safe retries.
+
+Design decisions:
+- It speaks only the proto (the boundary between server and clients); the UI, the evals
+  and the benchmarks all use it, so retry and deadline behaviour is the same everywhere.
+- Retries (exponential backoff with full jitter) happen only on UNAVAILABLE and only before
+  the first text delta: a retry then cannot duplicate answer text. A retried call may
+  repeat its `started` event; consumers treat `started` as "(re)starting".
+- A `ChatStream` can be cancelled from another thread (a UI stop button); closing its
+  iterator early cancels the gRPC call too, so an abandoned stream never keeps the server
+  generating.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from chat.v1 import chat_pb2, chat_pb2_grpc
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_backoff, self.initial_backoff * 2**attempt))
+
+
+def as_messages(messages: str | Sequence[dict[str, str] | chat_pb2.Message]):
+    if isinstance(messages, str):
+        return [chat_pb2.Message(role="user", content=messages)]
+    return [m if isinstance(m, chat_pb2.Message) else chat_pb2.Message(**m) for m in messages]
+
+
+class ChatStream:
+    """The events of one Chat call; iterate once, cancel from anywhere."""
+
+    def __init__(self, client: ChatClient, request: chat_pb2.ChatRequest, timeout: float | None):
+        self._client = client
+        self._request = request
+        self._timeout = timeout
+        self._call = None
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    def __iter__(self) -> Iterator[chat_pb2.ChatEvent]:
+        policy = self._client.retry
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        for attempt in range(policy.attempts):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with self._lock:
+                if self._cancelled.is_set():
+                    return
+                self._call = self._client.stub.Chat(self._request, timeout=remaining)
+            got_delta = False
+            try:
+                for event in self._call:
+                    got_delta = got_delta or event.HasField("delta")
+                    yield event
+                return
+            except grpc.RpcError as error:
+                if self._cancelled.is_set() and error.code() == grpc.StatusCode.CANCELLED:
+                    return
+                retryable = error.code() == grpc.StatusCode.UNAVAILABLE and not got_delta
+                if not retryable or attempt == policy.attempts - 1:
+                    raise
+            finally:
+                # Reached on early close of this iterator too: stop the server's work.
+                self._call.cancel()
+            pause = policy.delay(attempt)
+            if deadline is not None and time.monotonic() + pause >= deadline:
+                raise TimeoutError("deadline passed while the server was unavailable")
+            time.sleep(pause)
+
+
+class ChatClient:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        timeout: float | None = 300.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.channel = grpc.insecure_channel(target)
+        self.stub = chat_pb2_grpc.ChatServiceStub(self.channel)
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def chat(
+        self,
+        messages: str | Sequence[dict[str, str] | chat_pb2.Message],
+        model: str = "",
+        sampling: chat_pb2.SamplingParams | dict | None = None,
+        rag: chat_pb2.RagOptions | dict | None = None,
+        request_id: str = "",
+        timeout: float | None = None,
+    ) -> ChatStream:
+        if isinstance(sampling, dict):
+            sampling = chat_pb2.SamplingParams(**sampling)
+        if isinstance(rag, dict):
+            rag = chat_pb2.RagOptions(**rag)
+        request = chat_pb2.ChatRequest(
+            model=model,
+            messages=as_messages(messages),
+            sampling=sampling,
+            rag=rag,
+            request_id=request_id,
+        )
+        return ChatStream(self, request, timeout if timeout is not None else self.timeout)
+
+    def list_models(self) -> chat_pb2.ListModelsResponse:
+        return self.stub.ListModels(chat_pb2.ListModelsRequest(), timeout=30)
+
+    def get_model(self, name: str = "") -> chat_pb2.ModelCard:
+        return self.stub.GetModel(chat_pb2.GetModelRequest(name=name), timeout=30)
+
+    def is_serving(self, timeout: float = 2.0) -> bool:
+        try:
+            response = self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return False
+        return response.status == health_pb2.HealthCheckResponse.SERVING
+
+    def wait_until_serving(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_serving():
+                return True
+            time.sleep(0.25)
+        return False

@@ -1,0 +1,72 @@
+"""Model cards: what a loaded model is and what its checkpoint folder says about it.
+
+Design decisions:
+- The card is read from the checkpoint contract (DESIGN §4): `run.json`, `metrics.jsonl`
+  and `evals/*.json` beside the weights. The UI reads training curves and eval results
+  through `GetModel`, so a UI host needs no access to the checkpoint files.
+- Files are read when a card is asked for, not cached at start, so an eval written while
+  the server runs shows up at once.
+- A malformed metrics row is skipped rather than failing the card: a half-written last
+  line of a run in progress must not break `GetModel`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from backend.model_loader import LoadedModel
+from chat.v1 import chat_pb2
+
+_METRIC_FIELDS = ("epoch", "tokens_seen", "train_loss", "val_loss", "lr", "tokens_per_second")
+
+
+def _metrics(folder: Path) -> list[chat_pb2.TrainingMetric]:
+    path = folder / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            metric = chat_pb2.TrainingMetric(step=int(row["step"]))
+            for key in (*_METRIC_FIELDS, "flops"):
+                if row.get(key) is not None:
+                    setattr(metric, key, type(getattr(metric, key))(row[key]))
+        except (ValueError, KeyError, TypeError):
+            continue
+        rows.append(metric)
+    return rows
+
+
+def _evals(folder: Path) -> list[chat_pb2.EvalResult]:
+    evals_dir = folder / "evals"
+    if not evals_dir.is_dir():
+        return []
+    return [
+        chat_pb2.EvalResult(name=p.name, results_json=p.read_text())
+        for p in sorted(evals_dir.glob("*.json"))
+    ]
+
+
+def build_card(loaded: LoadedModel, is_default: bool, full: bool) -> chat_pb2.ModelCard:
+    config = loaded.model.config
+    folder = Path(loaded.path)
+    run_json = folder / "run.json"
+    card = chat_pb2.ModelCard(
+        name=loaded.name,
+        architecture=(config.architectures or [type(loaded.model).__name__])[0],
+        parameters=sum(p.numel() for p in loaded.model.parameters()),
+        quantization=loaded.spec.quantization,
+        dtype=str(loaded.dtype).removeprefix("torch."),
+        device=str(loaded.device),
+        source=loaded.spec.gguf or loaded.spec.checkpoint or "",
+        is_default=is_default,
+        context_length=loaded.context_length,
+        vocab_size=config.vocab_size,
+        run_json=run_json.read_text() if run_json.is_file() else "",
+    )
+    if full:
+        card.metrics.extend(_metrics(folder))
+        card.evals.extend(_evals(folder))
+    return card

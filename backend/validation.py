@@ -1,0 +1,137 @@
+"""Request validation: every rule of the API in one place, each error naming the field.
+
+Design decisions:
+- Validation turns a proto request into plain, checked values (messages as dicts, a
+  `SamplingConfig`) before anything touches a model, so a bad request changes nothing and
+  the engine never sees an out-of-range parameter.
+- Errors are `RequestError(status code, message)`; the message names the field, the value
+  and the allowed range, so a client can fix the call without reading the server's code.
+- Unset sampling fields (proto3 `optional`) take the `SamplingConfig` defaults; an explicit
+  0 temperature is greedy decoding, not "unset".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import grpc
+
+from backend.sampling import SamplingConfig
+from chat.v1 import chat_pb2
+
+ROLES = ("system", "user", "assistant")
+MAX_MESSAGES = 256
+MAX_CONTENT_CHARS = 32_000
+MAX_STOPS = 8
+MAX_STOP_CHARS = 64
+
+
+class RequestError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+@dataclass(frozen=True)
+class ValidChat:
+    messages: list[dict[str, str]]
+    sampling: SamplingConfig
+    max_tokens_given: bool  # an explicit max_tokens must fit; a default one shrinks to fit
+    stop: list[str]
+
+
+def validate_messages(messages) -> list[dict[str, str]]:
+    if not messages:
+        raise invalid("messages: at least one message is required")
+    if len(messages) > MAX_MESSAGES:
+        raise invalid(f"messages: at most {MAX_MESSAGES} messages, got {len(messages)}")
+    out = []
+    for i, message in enumerate(messages):
+        if message.role not in ROLES:
+            raise invalid(
+                f"messages[{i}].role: unknown role {message.role!r}; use one of {', '.join(ROLES)}"
+            )
+        if not message.content.strip():
+            raise invalid(f"messages[{i}].content: must not be empty")
+        if len(message.content) > MAX_CONTENT_CHARS:
+            raise invalid(
+                f"messages[{i}].content: {len(message.content)} characters, "
+                f"the limit is {MAX_CONTENT_CHARS}"
+            )
+        out.append({"role": message.role, "content": message.content})
+    if out[-1]["role"] != "user":
+        raise invalid(f"messages[{len(out) - 1}].role: the last message must be from the user")
+    return out
+
+
+def validate_sampling(params: chat_pb2.SamplingParams, context_length: int) -> SamplingConfig:
+    defaults = {f.name: f.default for f in fields(SamplingConfig)}
+    given = {
+        name: getattr(params, name)
+        for name in defaults
+        if params.HasField(name)  # proto3 optional: unset takes the default
+    }
+    config = SamplingConfig(**{**defaults, **given})
+    if not 0.0 <= config.temperature <= 2.0:
+        raise invalid(f"sampling.temperature: {config.temperature:g} is outside [0, 2]")
+    if not 0.0 < config.top_p <= 1.0:
+        raise invalid(f"sampling.top_p: {config.top_p:g} is outside (0, 1]")
+    if config.top_k < 0:
+        raise invalid(f"sampling.top_k: {config.top_k} must be >= 0 (0 disables top-k)")
+    if config.max_tokens < 1:
+        raise invalid(f"sampling.max_tokens: {config.max_tokens} must be >= 1")
+    if config.max_tokens >= context_length:
+        raise invalid(
+            f"sampling.max_tokens: {config.max_tokens} is beyond the model's context of "
+            f"{context_length} tokens"
+        )
+    if not 0.0 < config.repetition_penalty <= 2.0:
+        raise invalid(
+            f"sampling.repetition_penalty: {config.repetition_penalty:g} is outside (0, 2] "
+            "(1 disables it)"
+        )
+    if config.seed is not None and config.seed < 0:
+        raise invalid(f"sampling.seed: {config.seed} must be >= 0")
+    return config
+
+
+def validate_stop(stop) -> list[str]:
+    if len(stop) > MAX_STOPS:
+        raise invalid(f"sampling.stop: at most {MAX_STOPS} stop strings, got {len(stop)}")
+    for i, s in enumerate(stop):
+        if not s or len(s) > MAX_STOP_CHARS:
+            raise invalid(f"sampling.stop[{i}]: must be 1 to {MAX_STOP_CHARS} characters")
+    return list(stop)
+
+
+def validate_chat(request: chat_pb2.ChatRequest, context_length: int) -> ValidChat:
+    return ValidChat(
+        messages=validate_messages(request.messages),
+        sampling=validate_sampling(request.sampling, context_length),
+        max_tokens_given=request.sampling.HasField("max_tokens"),
+        stop=validate_stop(request.sampling.stop),
+    )
+
+
+def fit_to_context(chat: ValidChat, prompt_tokens: int, context_length: int) -> SamplingConfig:
+    """Check the prompt against the context; return the sampling config that fits."""
+    if prompt_tokens >= context_length:
+        raise invalid(
+            f"messages: the prompt is {prompt_tokens} tokens, which does not fit the model's "
+            f"context of {context_length} tokens; shorten the conversation (nothing was "
+            "truncated)"
+        )
+    room = context_length - prompt_tokens
+    if chat.sampling.max_tokens <= room:
+        return chat.sampling
+    if chat.max_tokens_given:
+        raise invalid(
+            f"sampling.max_tokens: {chat.sampling.max_tokens} plus the {prompt_tokens}-token "
+            f"prompt exceeds the model's context of {context_length}; ask for at most {room}"
+        )
+    return SamplingConfig(**{**chat.sampling.__dict__, "max_tokens": room})

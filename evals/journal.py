@@ -1,0 +1,68 @@
+"""The run journal: every training, eval, benchmark and load-test run appends a dated entry.
+
+Design decisions:
+- One Markdown file per UTC day in `daily-log/` (`YYYY-MM-DD.md`), appended to and never
+  rewritten, so the journal reads as a lab notebook and diffs cleanly in git.
+- An entry is: time, what ran, the exact command, the headline numbers and the artifact
+  paths. Callers pass numbers as a dict so every entry has the same shape.
+- `CHATFORGE_DAILY_LOG` points the journal elsewhere; the test suite sets it so test runs
+  never write into the project's journal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def journal_dir() -> Path:
+    return Path(os.environ.get("CHATFORGE_DAILY_LOG", REPO_ROOT / "daily-log"))
+
+
+def current_command() -> str:
+    """The command line that started this process, as a person would retype it."""
+    argv0 = sys.argv[0]
+    if argv0.endswith("__main__.py"):
+        args = ["python", "-m", Path(argv0).parent.name, *sys.argv[1:]]
+    else:
+        args = ["python", os.path.relpath(argv0, REPO_ROOT) if argv0 else "", *sys.argv[1:]]
+    return shlex.join(args)
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def append_entry(
+    kind: str,
+    title: str,
+    numbers: Mapping[str, object],
+    artifacts: Iterable[Path | str] = (),
+    command: str | None = None,
+    notes: str = "",
+) -> Path:
+    """Append one entry to today's journal file and return the file's path."""
+    now = dt.datetime.now(dt.UTC)
+    folder = journal_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{now:%Y-%m-%d}.md"
+    lines = [] if path.exists() else [f"# {now:%Y-%m-%d}\n"]
+    lines.append(f"## {now:%H:%M} UTC · {kind}: {title}")
+    lines.append(f"- command: `{command or current_command()}`")
+    if numbers:
+        lines.append("- " + "; ".join(f"{k}: {_format(v)}" for k, v in numbers.items()))
+    for artifact in artifacts:
+        lines.append(f"- artifact: `{artifact}`")
+    if notes:
+        lines.append(f"- {notes}")
+    with path.open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+    return path
