@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import grpc
 
@@ -88,13 +89,18 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             return self._active_changed.wait_for(lambda: self._active == 0, timeout)
 
     @contextmanager
-    def _stream(self, model: str):
+    def _stream(self, model: str, context):
+        """Track one active stream; count its tokens and final code however it ends (a
+        cancelled client closes the handler's generator mid-stream)."""
         with self._active_changed:
             self._active += 1
         self.metrics.active_streams.labels(model).inc()
+        outcome = _Outcome()
         try:
-            yield
+            yield outcome
         finally:
+            self.metrics.generated_tokens.labels(model).inc(outcome.produced)
+            self.metrics.requests.labels(model, "Chat", outcome.code(context)).inc()
             self.metrics.active_streams.labels(model).dec()
             with self._active_changed:
                 self._active -= 1
@@ -147,7 +153,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
         name = loaded.name
         context.add_callback(generation.cancel)
-        with self._stream(name):
+        with self._stream(name, context) as outcome:
             yield chat_pb2.ChatEvent(
                 started=chat_pb2.Started(
                     request_id=request_id, model=name, prompt_tokens=len(prompt_ids)
@@ -155,14 +161,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             )
             detokenizer = IncrementalDetokenizer(loaded.tokenizer)
             stops = StopMatcher(chat.stop)
-            produced = pending_tokens = 0
+            pending_tokens = 0
             first_at = last_at = None
             for token in generation:
                 now = time.perf_counter()
                 if last_at is not None:
                     self.metrics.inter_token_latency.labels(name).observe(now - last_at)
                 last_at = now
-                produced += 1
+                outcome.produced += 1
                 pending_tokens += 1
                 text = stops.feed(detokenizer.add(token))
                 if stops.stopped:
@@ -182,8 +188,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 yield chat_pb2.ChatEvent(
                     delta=chat_pb2.Delta(text=tail, token_count=pending_tokens)
                 )
-            self.metrics.generated_tokens.labels(name).inc(produced)
-            reason = (
+            produced = outcome.produced
+            outcome.reason = reason = (
                 chat_pb2.STOP_SEQUENCE
                 if stops.stopped
                 else _FINISH[generation.finish_reason or FinishReason.CANCELLED]
@@ -196,8 +202,6 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 tokens_per_second=(produced - 1) / decode_time if decode_time > 0 else 0.0,
             )
             yield chat_pb2.ChatEvent(finished=chat_pb2.Finished(finish_reason=reason, usage=usage))
-        code = _final_code(context, reason)
-        self.metrics.requests.labels(name, "Chat", code).inc()
 
     def ListModels(self, request, context) -> chat_pb2.ListModelsResponse:
         try:
@@ -222,10 +226,15 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         return build_card(loaded, is_default=loaded.name == self.models.default, full=True)
 
 
-def _final_code(context, reason: int) -> str:
-    if reason != chat_pb2.CANCELLED:
-        return "OK"
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        return "DEADLINE_EXCEEDED"
-    return "CANCELLED"
+@dataclass
+class _Outcome:
+    produced: int = 0
+    reason: int | None = None  # set once the finished event is built
+
+    def code(self, context) -> str:
+        if self.reason not in (None, chat_pb2.CANCELLED):
+            return "OK"
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return "DEADLINE_EXCEEDED"
+        return "CANCELLED"

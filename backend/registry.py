@@ -86,13 +86,15 @@ class Registry(BaseModel):
 
 
 def _node_at(node: yaml.Node, loc: tuple) -> yaml.Node:
-    """The deepest YAML node along a pydantic error location, for its line number."""
+    """The YAML node that names the deepest key along a pydantic error location."""
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == key]
+            match = [(k, v) for k, v in node.value if k.value == key]
             if not match:
                 return node
-            node = match[0]
+            key_node, node = match[0]
+            if key == loc[-1] or not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+                return key_node
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
         else:

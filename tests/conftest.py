@@ -32,13 +32,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory, tiny_model_dir) -> Path:
-    """Two tiny models (`tiny`, the default, and `tiny-b`) in a models.yaml."""
+    """Two tiny models in a models.yaml: `tiny` (the default) and `tiny-b`, whose engine
+    takes one request at a time with a queue of one, to make back-pressure testable."""
     other = make_tiny_model(tmp_path_factory.mktemp("tiny-b") / "model", seed=1)
     path = tmp_path_factory.mktemp("registry") / "models.yaml"
     path.write_text(
         f"models:\n"
-        f"  tiny:\n    checkpoint: {tiny_model_dir}\n    default: true\n    max_queue: 4\n"
-        f"  tiny-b:\n    checkpoint: {other}\n"
+        f"  tiny:\n    checkpoint: {tiny_model_dir}\n    default: true\n"
+        f"  tiny-b:\n    checkpoint: {other}\n    max_active: 1\n    max_queue: 1\n"
     )
     return path
 

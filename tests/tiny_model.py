@@ -58,9 +58,14 @@ def make_tiny_model(folder: Path, seed: int = 0, context: int = 4096, layers: in
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)
+    # Peaked logits, and an end-of-turn token that never wins: streams run exactly to
+    # max_tokens, so tests control their length (engine tests cover the eos path).
+    with torch.no_grad():
+        model.lm_head.weight.mul_(50.0)
+        model.lm_head.weight[tokenizer.eos_token_id] = 0.0
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )

@@ -1,0 +1,25 @@
+"""The real default model (SmolLM2-135M-Instruct) served by a real server process."""
+
+import pytest
+
+from backend.client import ChatClient
+from chat.v1 import chat_pb2
+
+pytestmark = pytest.mark.slow
+
+
+def test_capital_of_france_is_paris(default_server):
+    with ChatClient(default_server.target) as client:
+        events = list(
+            client.chat(
+                "What is the capital of France?",
+                sampling={"temperature": 0.0, "max_tokens": 30},
+            )
+        )
+    text = "".join(e.delta.text for e in events if e.HasField("delta"))
+    assert "Paris" in text
+    assert events[-1].finished.finish_reason == chat_pb2.STOP
+    card = ChatClient(default_server.target).list_models().models[0]
+    assert card.name == "smollm2-135m-instruct"
+    assert card.architecture == "LlamaForCausalLM"
+    assert 130e6 < card.parameters < 140e6

@@ -1,0 +1,75 @@
+"""models.yaml: valid files load, broken ones stop start-up with file, line and problem."""
+
+import subprocess
+import sys
+
+import pytest
+
+from backend.registry import RegistryError, load_registry
+
+
+def write(tmp_path, text, name="models.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_relative_checkpoint_and_include(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "runs").mkdir()
+    write(tmp_path, "models:\n  extra:\n    checkpoint: ../ckpt\n", "runs/models.yaml")
+    path = write(
+        tmp_path,
+        "models:\n  a:\n    checkpoint: ckpt\n  b:\n    checkpoint: org/hub-model\n"
+        "    default: true\ninclude:\n  - runs/models.yaml\n  - runs/missing.yaml\n",
+    )
+    registry = load_registry(path)
+    assert registry.models["a"].checkpoint == str(tmp_path / "ckpt")
+    assert registry.models["b"].checkpoint == "org/hub-model"  # a hub id stays one
+    assert registry.models["extra"].checkpoint == str(tmp_path / "ckpt")
+    assert registry.default_model == "b"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("models:\n  a:\n    checkpoint: x\n    dtyp: float32\n", 4, "dtyp"),
+        ("models:\n  a:\n    checkpoint: x\n    dtype: float8\n", 4, "dtype"),
+        ("models:\n  a:\n    dtype: float32\n", 2, "exactly one of `checkpoint` or `gguf`"),
+        ("models:\n  a:\n    checkpoint: x\n    max_queue: 0\n", 4, "max_queue"),
+        ("models:\n  a:\n    checkpoint: x\n  - b\n", 4, "not valid YAML"),
+        ("models:\n  a:\n    checkpoint: x\n    device: gpu\n", 4, "device"),
+    ],
+)
+def test_errors_name_file_line_and_problem(tmp_path, text, line, fragment):
+    path = write(tmp_path, text)
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    message = str(info.value)
+    assert f"{path}:{line}" in message
+    assert fragment in message
+
+
+def test_two_defaults_and_empty(tmp_path):
+    path = write(
+        tmp_path,
+        "models:\n  a:\n    checkpoint: x\n    default: true\n"
+        "  b:\n    checkpoint: y\n    default: true\n",
+    )
+    with pytest.raises(RegistryError, match="more than one default model: a, b"):
+        load_registry(path)
+    with pytest.raises(RegistryError, match="no models"):
+        load_registry(write(tmp_path, "models: {}\n"))
+
+
+def test_serve_with_broken_registry_exits_with_message(tmp_path):
+    path = write(tmp_path, "models:\n  a:\n    checkpoint: x\n    temperature: 3\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "serve", "--config", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"{path}:4: models.a.temperature" in result.stderr
+    assert "Traceback" not in result.stderr
