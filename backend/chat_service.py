@@ -61,14 +61,6 @@ class ModelSet:
         return loaded
 
 
-def encode_chat(loaded: LoadedModel, messages: list[dict[str, str]]) -> list[int]:
-    """Apply the model's chat template and tokenize, adding the assistant turn's header."""
-    text = loaded.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=False
-    )
-    return loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, models: ModelSet, metrics: ServerMetrics) -> None:
         self.models = models
@@ -131,7 +123,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                     "rag: this server has no retrieval collection; start it with a collection "
                     "or send rag.enabled=false",
                 )
-            prompt_ids = encode_chat(loaded, chat.messages)
+            prompt_ids = loaded.codec.encode_chat(chat.messages)
             sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
             generation = loaded.engine.submit(prompt_ids, sampling)
         except RequestError as error:
@@ -152,14 +144,15 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             )
 
         name = loaded.name
-        context.add_callback(generation.cancel)
+        if not context.add_callback(generation.cancel):
+            generation.cancel()  # the call ended before the callback could be registered
         with self._stream(name, context) as outcome:
             yield chat_pb2.ChatEvent(
                 started=chat_pb2.Started(
                     request_id=request_id, model=name, prompt_tokens=len(prompt_ids)
                 )
             )
-            detokenizer = IncrementalDetokenizer(loaded.tokenizer)
+            detokenizer = IncrementalDetokenizer(loaded.codec)
             stops = StopMatcher(chat.stop)
             pending_tokens = 0
             first_at = last_at = None

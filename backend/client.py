@@ -25,6 +25,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
 
+# gRPC's own reconnect backoff grows to 2 minutes after refused connections, during which
+# calls fail at once without trying; cap it so our retries reach a restarted server.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
@@ -98,7 +107,7 @@ class ChatClient:
         self.target = target
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self.channel = grpc.insecure_channel(target)
+        self.channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         self.stub = chat_pb2_grpc.ChatServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -20,13 +20,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 from backend.engine import Engine
 from backend.gguf_convert import prepare_gguf
 from backend.registry import ModelSpec
+from backend.text_codec import TextCodec
 
 
 @dataclass
 class LoadedModel:
     spec: ModelSpec
     path: str  # the checkpoint folder (or hub id) the weights came from
-    tokenizer: object
+    codec: TextCodec
     model: torch.nn.Module
     engine: Engine
     context_length: int
@@ -92,4 +93,4 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         max_queue=spec.max_queue,
         max_active=spec.max_active,
     )
-    return LoadedModel(spec, path, tokenizer, model, engine, context, device, dtype)
+    return LoadedModel(spec, path, TextCodec(tokenizer), model, engine, context, device, dtype)

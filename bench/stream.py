@@ -21,7 +21,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.chat_service import encode_chat  # noqa: E402
 from backend.client import ChatClient  # noqa: E402
 from backend.launcher import BackendProcess  # noqa: E402
 from backend.model_loader import load_model  # noqa: E402
@@ -80,7 +79,7 @@ def main() -> None:
     if name not in registry.models:
         parser.error(f"--model: unknown model {name!r}; known: {', '.join(registry.models)}")
     loaded = load_model(registry.models[name])
-    prompt_ids = encode_chat(loaded, [{"role": "user", "content": PROMPT}])
+    prompt_ids = loaded.codec.encode_chat([{"role": "user", "content": PROMPT}])
     config = SamplingConfig(temperature=0.0, max_tokens=args.max_tokens)
 
     grpc_rows, local_rows = [], []

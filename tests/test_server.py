@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.client import ChatClient, RetryPolicy
-from backend.launcher import BackendProcess
+from backend.launcher import BackendError, BackendProcess
 from chat.v1 import chat_pb2
 from tests.helpers import metric_value, wait_for
 
@@ -216,7 +216,7 @@ def test_client_retries_unavailable_before_first_token(tiny_registry, tmp_path):
     starter = threading.Timer(1.0, lambda: server.start(wait_serving=False))
     starter.start()
     try:
-        policy = RetryPolicy(attempts=40, initial_backoff=0.1, max_backoff=0.5)
+        policy = RetryPolicy(attempts=100, initial_backoff=0.1, max_backoff=1.0)
         with ChatClient(f"127.0.0.1:{port}", retry=policy) as client:
             events = events_of(client.chat("Hi", sampling={"max_tokens": 5}))
         assert finished_of(events).usage.completion_tokens >= 1
@@ -292,3 +292,13 @@ def test_drain_cancels_streams_after_the_grace_period(tiny_registry, tmp_path):
         assert "grace period over" in server.log_path.read_text()
     finally:
         server.stop()
+
+
+def test_model_that_fails_to_load_stops_the_server(tmp_path):
+    registry = tmp_path / "models.yaml"
+    registry.write_text(f"models:\n  gone:\n    checkpoint: {tmp_path / 'nowhere'}\n")
+    server = BackendProcess(registry, log_path=tmp_path / "fail.log")
+    with pytest.raises(BackendError) as info:
+        server.start(timeout=120)
+    assert "exited with code 1" in str(info.value)
+    assert f"checkpoint folder {tmp_path / 'nowhere'} does not exist" in str(info.value)
