@@ -24,7 +24,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
-
 # gRPC's own reconnect backoff grows to 2 minutes after refused connections, during which
 # calls fail at once without trying; cap it so our retries reach a restarted server.
 _CHANNEL_OPTIONS = [

@@ -254,11 +254,14 @@ def _stream_in_thread(target: str, sampling: dict, out: dict, got_delta: threadi
 
 
 def test_sigterm_drains_in_flight_streams_and_exits_0(tiny_registry, tmp_path):
-    server = BackendProcess(tiny_registry, log_path=tmp_path / "drain.log").start()
+    # A grace period far longer than the stream needs, even on a crowded machine.
+    server = BackendProcess(
+        tiny_registry, extra_args=["--grace", "300"], log_path=tmp_path / "drain.log"
+    ).start()
     try:
         out: dict = {}
         got_delta = threading.Event()
-        thread = _stream_in_thread(server.target, {"max_tokens": 1500}, out, got_delta)
+        thread = _stream_in_thread(server.target, {"max_tokens": 400}, out, got_delta)
         assert got_delta.wait(30)
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -268,8 +271,8 @@ def test_sigterm_drains_in_flight_streams_and_exits_0(tiny_registry, tmp_path):
         ):
             events_of(client.chat("Hi"))
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-        thread.join(60)
-        assert server.process.wait(60) == 0
+        thread.join(300)
+        assert server.process.wait(300) == 0
         # The stream in flight was allowed to finish, not cut off.
         assert out["finished"].finish_reason in (chat_pb2.LENGTH, chat_pb2.STOP)
     finally:
