@@ -6,8 +6,9 @@ Design decisions:
   later runs find the converted checkpoint and go straight on.
 - Both servers are child processes started by the project's launchers
   (`backend.launcher.BackendProcess`, `ui.launcher.UiProcess`), which wait on gRPC health
-  and on the page answering, so the URL printed is one that works. Their logs go to files
-  (named on screen), keeping the terminal for what the user needs.
+  and on the page answering, so the URL printed is one that works. The UI starts while the
+  backend loads its models (it needs only the address), which saves its start-up time.
+  Their logs go to files (named on screen), keeping the terminal for what the user needs.
 - Ports come from flags, then the environment (`CHATFORGE_GRPC_PORT`,
   `CHATFORGE_METRICS_PORT`, `CHATFORGE_UI_PORT`), then 50051, 9100 and 7860; 0 means any
   free port.
@@ -76,14 +77,16 @@ def run(args: argparse.Namespace) -> int:
     )
     ui: UiProcess | None = None
     try:
-        print(f"backend: loading {', '.join(registry.models)} (log: {backend.log_path})")
-        backend.start()
-        print(f"backend: serving gRPC on {backend.target}, metrics on {backend.metrics_url}")
+        print(f"backend: starting (log: {backend.log_path})", flush=True)
+        backend.start(wait_serving=False)  # bound, still loading: start the UI meanwhile
         ui = UiProcess(
             backend.target, host=args.host, port=args.ui_port, log_path=log_dir / "ui.log"
         )
         print(f"ui: starting (log: {ui.log_path})", flush=True)
         ui.start()
+        print(f"backend: loading {', '.join(registry.models)}", flush=True)
+        backend.wait_serving(timeout=600)
+        print(f"backend: serving gRPC on {backend.target}, metrics on {backend.metrics_url}")
         print(f"\n  chatforge is ready: open {ui.url}\n  Ctrl-C stops both.\n", flush=True)
         while True:
             for name, process in (("backend", backend.process), ("ui", ui.process)):

@@ -86,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             prevent_thread_lock=True,
             quiet=True,
         )
-    except OSError as error:
-        print(f"error: cannot serve on {args.host}:{args.port}: {error}", file=sys.stderr)
+    except OSError:  # Gradio's message speaks of launch() parameters; ours of flags
+        print(
+            f"error: cannot serve on {args.host}:{args.port}: the port is taken or not "
+            "allowed; choose another with --port (or $PORT)",
+            file=sys.stderr,
+        )
         return 1
     print(f"chatforge UI at {app.local_url} (backend {args.backend}); Ctrl-C stops it", flush=True)
     if args.share:

@@ -139,10 +139,10 @@ class ModelPicker:
         info, max_tokens = self.describe(default)
         return gr.Dropdown(choices=list(self._cards), value=default), info, max_tokens
 
-    def describe(self, name: str | None) -> tuple[str, Any]:
+    def describe(self, name: str | None) -> tuple[Any, Any]:
         card = self._cards.get(name or "")
-        if card is None:
-            return "", gr.skip()
+        if card is None:  # nothing to describe; keep what `load` said (maybe an error)
+            return gr.skip(), gr.skip()
         info = (
             f"{card.architecture}, {card.parameters / 1e6:.1f}M parameters, {card.dtype}"
             f"{'' if card.quantization in ('', 'none') else ', ' + card.quantization}"
@@ -288,7 +288,7 @@ class ChatTab:
             status = reply.usage_line() if error is None else f"{error}\n\n{reply.usage_line()}"
             yield {self.chatbot: shown, self.history: history, self.status: status}
         elif error is not None:  # nothing answered: show why, keep the question to retry
-            shown[-1]["content"] = error
+            shown[-1]["content"] = "*No answer: see the error below.*"
             yield {self.message: question, self.chatbot: shown, self.status: error}
         else:
             shown.pop()
