@@ -77,22 +77,23 @@ def run(args: argparse.Namespace) -> int:
     )
     ui: UiProcess | None = None
     try:
-        print(f"backend: starting (log: {backend.log_path})", flush=True)
+        names = ", ".join(registry.models)
+        print(f"backend: starting with {names} (log: {backend.log_path})", flush=True)
         backend.start(wait_serving=False)  # bound, still loading: start the UI meanwhile
         ui = UiProcess(
             backend.target, host=args.host, port=args.ui_port, log_path=log_dir / "ui.log"
         )
         print(f"ui: starting (log: {ui.log_path})", flush=True)
         ui.start()
-        print(f"backend: loading {', '.join(registry.models)}", flush=True)
+        print("backend: waiting until its models are loaded…", flush=True)
         backend.wait_serving(timeout=600)
         print(f"backend: serving gRPC on {backend.target}, metrics on {backend.metrics_url}")
         print(f"\n  chatforge is ready: open {ui.url}\n  Ctrl-C stops both.\n", flush=True)
         while True:
-            for name, process in (("backend", backend.process), ("ui", ui.process)):
-                if process.poll() is not None:
-                    log = backend.log_tail() if name == "backend" else ui.log_tail()
-                    print(f"error: the {name} exited with code {process.returncode}:\n{log}")
+            for name, child in (("backend", backend), ("ui", ui)):
+                if child.process.poll() is not None:
+                    code = child.process.returncode
+                    print(f"error: the {name} exited with code {code}:\n{child.log_tail()}")
                     return 1
             time.sleep(0.5)
     except KeyboardInterrupt:

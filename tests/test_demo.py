@@ -67,3 +67,24 @@ def test_demo_serves_until_stopped(tiny_registry, tmp_path, stop):
         if group_alive(demo.pid):
             os.killpg(demo.pid, signal.SIGKILL)
         demo.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--config", "no-such-models.yaml"], {}, "cannot read the registry"),
+        ([], {"CHATFORGE_UI_PORT": "web"}, "$CHATFORGE_UI_PORT='web' is not a port number"),
+    ],
+)
+def test_demo_names_bad_settings(args, env, message, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "demo.py"), *args, "--log-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
