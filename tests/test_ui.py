@@ -168,6 +168,21 @@ def test_stop_cancels_the_stream_on_the_server(page, ui, tiny_server, artifacts_
     page.screenshot(path=artifacts_dir / "ui-chat-stopped.png", full_page=True)
 
 
+def test_closing_the_tab_cancels_the_stream(browser, ui, tiny_server):
+    page = browser.new_page()
+    open_chat(page, ui)
+    set_number(page, "chat-temperature", 0)
+    set_number(page, "chat-max-tokens", 4000)
+    steps = "chatforge_inter_token_latency_seconds_count"
+    before = metric(tiny_server, steps)
+    ask(page, "Tell me a very long story.")
+    expect(page.locator("#chat-log [data-testid=bot]")).not_to_have_text("")
+    page.close()
+    assert wait_for(lambda: metric(tiny_server, "chatforge_active_streams") == 0)
+    decoded = metric(tiny_server, steps) - before
+    assert decoded < 3000, f"the server decoded {decoded} of 4000 tokens after the tab closed"
+
+
 def test_backend_error_shows_status_and_message(page, ui):
     open_chat(page, ui)
     set_number(page, "chat-max-tokens", 4095)  # with any prompt, beyond the 4096 context

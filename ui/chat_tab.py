@@ -13,8 +13,9 @@ Design decisions:
   (citations, guardrail verdicts) are one more branch there and one more output.
 - Stop cancels the gRPC call itself (`ChatStream.cancel`), which the server sees as a
   cancelled RPC and stops decoding within one step. The stream of each browser session is
-  kept in `ActiveStreams`, so Stop, and closing the tab, reach the right call. The stop
-  event bypasses the queue so it is never stuck behind the reply it has to stop.
+  kept in `ActiveStreams`, so Stop reaches the right call; the stop event bypasses the
+  queue so it is never stuck behind the reply it has to stop. Closing the tab needs nothing
+  extra: Gradio drops the reply generator, and closing a `ChatStream` cancels its call.
 - The chatbot is refreshed at most every 50 ms (a small model on a GPU streams hundreds of
   tokens a second; the browser needs a fraction of that), and always at the end.
 - The reply handler has no concurrency limit of its own: the backend does admission
@@ -199,12 +200,11 @@ class ActiveStreams:
             if self._streams.get(session) is stream:
                 del self._streams[session]
 
-    def cancel(self, session: str) -> bool:
+    def cancel(self, session: str) -> None:
         with self._lock:
             stream = self._streams.pop(session, None)
         if stream is not None:
             stream.cancel()
-        return stream is not None
 
 
 class ChatTab:
@@ -248,7 +248,6 @@ class ChatTab:
         self.stop.click(self.cancel, None, None, queue=False)
         self.clear.click(lambda: ([], [], ""), None, [self.chatbot, self.history, self.status])
         app.load(self.models.load, None, self.models.outputs)
-        app.unload(self.cancel)
 
     def cancel(self, request: gr.Request) -> None:
         self.streams.cancel(request.session_hash)
