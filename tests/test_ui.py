@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import metric_value, wait_for
 from ui.launcher import UiProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -83,31 +83,11 @@ def answer_text(page: Page) -> str:
     return page.locator("#chat-log [data-testid=bot]").last.inner_text()
 
 
-def metric(server, name: str) -> float:
-    """Sum of the samples called `name` on the server's /metrics page."""
-    text = urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    )
-
-
 def usage(page: Page) -> tuple[int, int]:
     """(completion tokens, prompt tokens) from the usage line under the chat."""
     match = re.search(r"(\d+) tokens · prompt (\d+)", page.locator("#chat-status").inner_text())
     assert match, page.locator("#chat-status").inner_text()
     return int(match[1]), int(match[2])
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_answer_streams_into_the_chat(page, ui, artifacts_dir):
@@ -152,15 +132,21 @@ def test_stop_cancels_the_stream_on_the_server(page, ui, tiny_server, artifacts_
     set_number(page, "chat-temperature", 0)
     set_number(page, "chat-max-tokens", 4000)
     steps = "chatforge_inter_token_latency_seconds_count"  # one per decoded token
-    before = metric(tiny_server, steps)
+    cancelled = metric_value(tiny_server, "chatforge_requests_total", code="CANCELLED")
+    before = metric_value(tiny_server, steps)
     ask(page, "Tell me a very long story.")
     expect(page.locator("#chat-log [data-testid=bot]")).not_to_have_text("")
-    assert metric(tiny_server, "chatforge_active_streams") == 1
+    assert metric_value(tiny_server, "chatforge_active_streams") == 1
     page.click("#chat-stop")
 
     expect(page.locator("#chat-status")).to_contain_text("Stopped after")
-    assert wait_for(lambda: metric(tiny_server, "chatforge_active_streams") == 0)
-    decoded = metric(tiny_server, steps) - before
+    assert wait_for(lambda: metric_value(tiny_server, "chatforge_active_streams") == 0, 30)
+    assert wait_for(
+        lambda: (
+            metric_value(tiny_server, "chatforge_requests_total", code="CANCELLED") == cancelled + 1
+        )
+    )
+    decoded = metric_value(tiny_server, steps) - before
     assert decoded < 3000, f"the server decoded {decoded} of 4000 tokens after Stop"
     shown = answer_text(page)
     time.sleep(1.0)
@@ -174,12 +160,12 @@ def test_closing_the_tab_cancels_the_stream(browser, ui, tiny_server):
     set_number(page, "chat-temperature", 0)
     set_number(page, "chat-max-tokens", 4000)
     steps = "chatforge_inter_token_latency_seconds_count"
-    before = metric(tiny_server, steps)
+    before = metric_value(tiny_server, steps)
     ask(page, "Tell me a very long story.")
     expect(page.locator("#chat-log [data-testid=bot]")).not_to_have_text("")
     page.close()
-    assert wait_for(lambda: metric(tiny_server, "chatforge_active_streams") == 0)
-    decoded = metric(tiny_server, steps) - before
+    assert wait_for(lambda: metric_value(tiny_server, "chatforge_active_streams") == 0, 30)
+    decoded = metric_value(tiny_server, steps) - before
     assert decoded < 3000, f"the server decoded {decoded} of 4000 tokens after the tab closed"
 
 
@@ -205,7 +191,7 @@ def test_backend_down_is_explained(page, ui_without_backend, artifacts_dir):
 
 
 def test_share_without_tunnel_keeps_serving_locally(ui_without_backend):
-    assert wait_for(lambda: "still serving locally" in ui_without_backend.log())
+    assert wait_for(lambda: "still serving locally" in ui_without_backend.log(), 30)
     assert "--share: could not open a public link" in ui_without_backend.log()
     with urllib.request.urlopen(ui_without_backend.url, timeout=5) as response:
         assert response.status == 200
