@@ -1,0 +1,36 @@
+"""The Gradio app: one Blocks with a tab per job (Chat today; Evals and Training later).
+
+Design decisions:
+- The UI reaches the backend only through `backend.client.ChatClient` over gRPC (the proto
+  is the boundary), so it runs on a small CPU host while the model runs elsewhere; nothing
+  here imports torch or the server.
+- One client (one gRPC channel, which multiplexes every call) is shared by all tabs and
+  sessions. Tabs get it through a factory so that building the layout never connects:
+  the app starts, and says what is wrong, even while the backend is down.
+- Each tab is a module with a `build_..._tab(app, client_factory)` function, listed in
+  `TABS`; adding a tab is one module and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from backend.client import ChatClient
+from ui.chat_tab import ClientFactory, build_chat_tab
+
+TabBuilder = Callable[[gr.Blocks, ClientFactory], object]
+TABS: list[tuple[str, TabBuilder]] = [("Chat", build_chat_tab)]
+
+
+def build_app(backend: str) -> gr.Blocks:
+    """The whole UI, talking to the gRPC backend at `backend` (host:port)."""
+    client = ChatClient(backend)
+    with gr.Blocks(title="chatforge") as app:
+        gr.Markdown(f"## chatforge\nBackend: `{backend}` (gRPC)")
+        with gr.Tabs():
+            for name, build_tab in TABS:
+                with gr.Tab(name, id=name.lower()):
+                    build_tab(app, lambda: client)
+    return app

@@ -1,0 +1,299 @@
+"""The Chat tab: stream a reply from the backend into a chatbot, with the controls that
+shape the request.
+
+Design decisions:
+- The conversation sent to the backend lives in a `gr.State` of plain `{role, content}`
+  strings. The Chatbot only displays it (Gradio 6 hands chatbot values back as lists of
+  content blocks), and a failed or empty turn can be shown without entering the history.
+- Request controls are small classes that own their components and turn the values into
+  keyword arguments of `ChatClient.chat` (`model=`, `sampling=`). The reply handler takes
+  its inputs as a set, so it receives `{component: value}`; a new control (the retrieval
+  toggle that becomes `rag=`) is one more entry in `ChatTab.controls`, not a new signature.
+- Replies are read into a `Reply` that applies events by kind; later event kinds
+  (citations, guardrail verdicts) are one more branch there and one more output.
+- Stop cancels the gRPC call itself (`ChatStream.cancel`), which the server sees as a
+  cancelled RPC and stops decoding within one step. The stream of each browser session is
+  kept in `ActiveStreams`, so Stop reaches the right call; the stop event bypasses the
+  queue so it is never stuck behind the reply it has to stop. Closing the tab needs nothing
+  extra: Gradio drops the reply generator, and closing a `ChatStream` cancels its call.
+- The chatbot is refreshed at most every 50 ms (a small model on a GPU streams hundreds of
+  tokens a second; the browser needs a fraction of that), and always at the end.
+- The reply handler has no concurrency limit of its own: the backend does admission
+  control and says RESOURCE_EXHAUSTED, which the user sees like any other backend error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gradio as gr
+
+from backend.client import ChatClient, ChatStream
+from chat.v1 import chat_pb2
+from ui.errors import BACKEND_ERRORS, describe_error
+
+ClientFactory = Callable[[], ChatClient]
+Values = dict[Any, Any]  # {component: value}, as Gradio passes a set of inputs
+
+REFRESH_SECONDS = 0.05
+
+
+class RequestControl(Protocol):
+    """Components whose values become keyword arguments of `ChatClient.chat`."""
+
+    components: list[gr.components.Component]
+
+    def chat_kwargs(self, values: Values) -> dict[str, Any]: ...
+
+
+class SamplingControls:
+    """Sliders for the sampling parameters; the server validates them again."""
+
+    def __init__(self) -> None:
+        self.temperature = gr.Slider(
+            0.0,
+            2.0,
+            value=0.7,
+            step=0.05,
+            label="Temperature (0 = greedy)",
+            elem_id="chat-temperature",
+        )
+        self.top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p", elem_id="chat-top-p")
+        self.top_k = gr.Slider(
+            0, 200, value=0, step=1, label="Top-k (0 = off)", elem_id="chat-top-k"
+        )
+        self.max_tokens = gr.Slider(
+            1, 4096, value=256, step=1, label="Max tokens", elem_id="chat-max-tokens"
+        )
+        self.repetition_penalty = gr.Slider(
+            0.1,
+            2.0,
+            value=1.0,
+            step=0.05,
+            label="Repetition penalty (1 = off)",
+            elem_id="chat-repetition-penalty",
+        )
+        self.seed = gr.Number(
+            value=-1, minimum=-1, precision=0, label="Seed (-1 = random)", elem_id="chat-seed"
+        )
+        self.components = [
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.max_tokens,
+            self.repetition_penalty,
+            self.seed,
+        ]
+
+    def chat_kwargs(self, values: Values) -> dict[str, Any]:
+        seed = values[self.seed]
+        return {
+            "sampling": chat_pb2.SamplingParams(
+                temperature=values[self.temperature],
+                top_p=values[self.top_p],
+                top_k=int(values[self.top_k]),
+                max_tokens=int(values[self.max_tokens]),
+                repetition_penalty=values[self.repetition_penalty],
+                seed=None if seed is None or seed < 0 else int(seed),
+            )
+        }
+
+
+class ModelPicker:
+    """The models the backend serves (from ListModels), the default selected."""
+
+    def __init__(self, client_factory: ClientFactory) -> None:
+        self._client_factory = client_factory
+        self._cards: dict[str, chat_pb2.ModelCard] = {}
+        with gr.Row():
+            self.dropdown = gr.Dropdown(
+                choices=[], value=None, label="Model", elem_id="chat-model", scale=4
+            )
+            self.refresh = gr.Button("Refresh", elem_id="chat-model-refresh", scale=1)
+        self.info = gr.Markdown(elem_id="chat-model-info")
+        self.components = [self.dropdown]
+        self.outputs: list[gr.components.Component] = []  # of `load`, set by `wire`
+
+    def wire(self, max_tokens: gr.Slider) -> None:
+        """Fill the list on Refresh; a model's context bounds the max-tokens slider."""
+        self.outputs = [self.dropdown, self.info, max_tokens]
+        self.refresh.click(self.load, None, self.outputs, queue=False)
+        self.dropdown.change(self.describe, self.dropdown, [self.info, max_tokens], queue=False)
+
+    def chat_kwargs(self, values: Values) -> dict[str, Any]:
+        return {"model": values[self.dropdown] or ""}  # empty: the server's default
+
+    def load(self) -> tuple[Any, str, Any]:
+        client = self._client_factory()
+        try:
+            response = client.list_models()
+        except BACKEND_ERRORS as error:
+            self._cards = {}
+            empty = gr.Dropdown(choices=[], value=None)
+            return empty, describe_error(error, client.target), gr.skip()
+        self._cards = {card.name: card for card in response.models}
+        default = response.default_model or next(iter(self._cards), None)
+        info, max_tokens = self.describe(default)
+        return gr.Dropdown(choices=list(self._cards), value=default), info, max_tokens
+
+    def describe(self, name: str | None) -> tuple[Any, Any]:
+        card = self._cards.get(name or "")
+        if card is None:  # nothing to describe; keep what `load` said (maybe an error)
+            return gr.skip(), gr.skip()
+        info = (
+            f"{card.architecture}, {card.parameters / 1e6:.1f}M parameters, {card.dtype}"
+            f"{'' if card.quantization in ('', 'none') else ', ' + card.quantization}"
+            f" on {card.device}, context {card.context_length} tokens"
+        )
+        # max_tokens must stay below the context (the prompt needs room too).
+        return info, gr.Slider(maximum=max(1, card.context_length - 1))
+
+
+@dataclass
+class Reply:
+    """What one answer has accumulated from its event stream."""
+
+    text: str = ""
+    model: str = ""
+    tokens: int = 0
+    finished: chat_pb2.Finished | None = None
+
+    def apply(self, event: chat_pb2.ChatEvent) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "started":  # a retried call starts again (retries precede any text)
+            self.model, self.text, self.tokens = event.started.model, "", 0
+        elif kind == "delta":
+            self.text += event.delta.text
+            self.tokens += event.delta.token_count
+        elif kind == "finished":
+            self.finished = event.finished
+
+    def usage_line(self) -> str:
+        if self.finished is None:
+            return f"Stopped after {self.tokens} tokens ({self.model})."
+        usage = self.finished.usage
+        reason = chat_pb2.FinishReason.Name(self.finished.finish_reason)
+        return (
+            f"{usage.completion_tokens} tokens · prompt {usage.prompt_tokens} · "
+            f"first token {usage.time_to_first_token_ms:.0f} ms · "
+            f"{usage.tokens_per_second:.1f} tokens/s · finish {reason} · {self.model}"
+        )
+
+
+class ActiveStreams:
+    """The stream each browser session is reading, so it can be cancelled from elsewhere."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[str, ChatStream] = {}
+
+    def add(self, session: str, stream: ChatStream) -> None:
+        with self._lock:
+            self._streams[session] = stream
+
+    def discard(self, session: str, stream: ChatStream) -> None:
+        with self._lock:
+            if self._streams.get(session) is stream:
+                del self._streams[session]
+
+    def cancel(self, session: str) -> None:
+        with self._lock:
+            stream = self._streams.pop(session, None)
+        if stream is not None:
+            stream.cancel()
+
+
+class ChatTab:
+    def __init__(self, app: gr.Blocks, client_factory: ClientFactory) -> None:
+        self.client_factory = client_factory
+        self.streams = ActiveStreams()
+        self.history = gr.State([])
+        with gr.Row():
+            with gr.Column(scale=3):
+                self.chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="chat-log")
+                self.status = gr.Markdown(elem_id="chat-status")
+                with gr.Row():
+                    self.message = gr.Textbox(
+                        placeholder="Ask something and press Enter",
+                        show_label=False,
+                        scale=4,
+                        elem_id="chat-input",
+                    )
+                    button = {"scale": 1, "min_width": 80}
+                    self.send = gr.Button("Send", variant="primary", elem_id="chat-send", **button)
+                    self.stop = gr.Button("Stop", variant="stop", elem_id="chat-stop", **button)
+                    self.clear = gr.Button("Clear", elem_id="chat-clear", **button)
+            with gr.Column(scale=2):
+                self.models = ModelPicker(client_factory)
+                with gr.Accordion("Sampling", open=True):
+                    self.sampling = SamplingControls()
+        self.models.wire(self.sampling.max_tokens)
+        self.controls: list[RequestControl] = [self.models, self.sampling]
+
+        inputs = {self.message, self.history}
+        for control in self.controls:
+            inputs.update(control.components)
+        gr.on(
+            [self.message.submit, self.send.click],
+            self.respond,
+            inputs=inputs,
+            outputs=[self.message, self.chatbot, self.history, self.status],
+            concurrency_limit=None,
+            show_progress="minimal",
+        )
+        self.stop.click(self.cancel, None, None, queue=False)
+        self.clear.click(lambda: ([], [], ""), None, [self.chatbot, self.history, self.status])
+        app.load(self.models.load, None, self.models.outputs)
+
+    def cancel(self, request: gr.Request) -> None:
+        self.streams.cancel(request.session_hash)
+
+    def respond(self, values: Values, request: gr.Request) -> Iterator[dict]:
+        question = values[self.message].strip()
+        if not question:
+            yield {self.status: "Type a message first."}
+            return
+        history: list[dict[str, str]] = values[self.history]
+        messages = [*history, {"role": "user", "content": question}]
+        kwargs: dict[str, Any] = {}
+        for control in self.controls:
+            kwargs.update(control.chat_kwargs(values))
+        client = self.client_factory()
+        stream = client.chat(messages, **kwargs)
+        self.streams.add(request.session_hash, stream)
+        reply, error = Reply(), None
+        shown = [*messages, {"role": "assistant", "content": ""}]
+        yield {self.message: "", self.chatbot: shown, self.status: "Generating…"}
+        try:
+            refreshed = time.monotonic()
+            for event in stream:
+                reply.apply(event)
+                if reply.text and time.monotonic() - refreshed >= REFRESH_SECONDS:
+                    shown[-1]["content"] = reply.text
+                    yield {self.chatbot: shown}
+                    refreshed = time.monotonic()
+        except BACKEND_ERRORS as exc:
+            error = describe_error(exc, client.target)
+        finally:
+            self.streams.discard(request.session_hash, stream)
+
+        if reply.text:  # a partial answer (stopped, or cut by an error) stays in the chat
+            shown[-1]["content"] = reply.text
+            history = [*messages, {"role": "assistant", "content": reply.text}]
+            status = reply.usage_line() if error is None else f"{error}\n\n{reply.usage_line()}"
+            yield {self.chatbot: shown, self.history: history, self.status: status}
+        elif error is not None:  # nothing answered: show why, keep the question to retry
+            shown[-1]["content"] = "*No answer: see the error below.*"
+            yield {self.message: question, self.chatbot: shown, self.status: error}
+        else:
+            shown.pop()
+            yield {self.chatbot: shown, self.status: f"No answer. {reply.usage_line()}"}
+
+
+def build_chat_tab(app: gr.Blocks, client_factory: ClientFactory) -> ChatTab:
+    """Lay out the Chat tab inside the current `gr.Tab` and wire its events."""
+    return ChatTab(app, client_factory)

@@ -1,0 +1,110 @@
+"""Start the UI (`python -m ui`) as a child process and wait until its page answers.
+
+`make demo` and the browser tests use it. It mirrors `backend.launcher.BackendProcess`
+in spirit (log to a file, fail with the log's tail, stop with a signal) but waits on HTTP,
+the UI's own readiness signal, instead of gRPC health.
+
+Design decisions:
+- Port 0 means "any free port": the OS picks one for a throw-away socket and the UI is told
+  to use it. The short window in which another process could take it is acceptable for
+  tests and demos, and keeps the UI's own CLI strict (a real port or an error).
+- Readiness is an HTTP 200 from the page, polled until a deadline, checking that the
+  process is still alive between polls so a crash is reported at once with its log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class UiError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class UiProcess:
+    def __init__(
+        self,
+        backend: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log_path: Path | str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.args = [sys.executable, "-m", "ui", "--backend", backend]
+        self.args += ["--host", host, "--port", str(self.port), *(extra_args or [])]
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            **(env or {}),
+        }
+        self.log_path = Path(log_path or tempfile.mkstemp(prefix="ui-", suffix=".log")[1])
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
+        return f"http://{host}:{self.port}/"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def start(self, timeout: float = 120.0) -> UiProcess:
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env
+            )
+        deadline = time.monotonic() + timeout
+        while not self._page_answers():
+            if self.process.poll() is not None:
+                raise UiError(f"UI exited with code {self.process.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise UiError(f"UI not answering at {self.url} after {timeout:.0f}s")
+            time.sleep(0.2)
+        return self
+
+    def _page_answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Signal the UI and wait for it to exit; kill it if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def __enter__(self) -> UiProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
