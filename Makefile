@@ -6,7 +6,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser proto demo serve ui test lint bench-stream clean
+.PHONY: setup browser proto demo serve ui test lint bench-stream load clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ lint: setup
 
 bench-stream: setup
 	$(PY) bench/stream.py
+
+# Locust against a fresh server with the default model (or LOAD_ARGS="--target HOST:PORT").
+load: setup
+	$(PY) bench/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf .venv runs test-artifacts
