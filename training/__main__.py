@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("training.export", "export a GPT checkpoint to a transformers Llama folder"),
     "sweep": ("training.sweep", "train several depths at fixed compute budgets and plot"),
     "recipe": ("training.recipe", "the whole CPU recipe: data to a registered chat model"),
+    "finetune": ("training.finetune", "LoRA / QLoRA / full fine-tuning of a pretrained chat model"),
+    "quantize": ("training.quantize", "quantized variants of a checkpoint, with a measured table"),
 }
 
 
