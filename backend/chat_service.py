@@ -125,7 +125,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 )
             prompt_ids = loaded.codec.encode_chat(chat.messages)
             sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
-            generation = loaded.engine.submit(prompt_ids, sampling)
+            generation = loaded.engine.submit(prompt_ids, sampling, loaded.adapter)
         except RequestError as error:
             self._abort(context, "Chat", request.model, error)
         except QueueFullError as error:

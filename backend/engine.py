@@ -11,6 +11,10 @@ Design decisions:
 - It knows nothing of chat formats, text, gRPC or HTTP: a request is a list of prompt ids
   and a `SamplingConfig`; the result is a stream of ids and a finish reason. Stop strings
   are text, so they are matched by the caller, which cancels the generation.
+- A model that holds several PEFT adapters serves them all from this one loop: each
+  request names its adapter, and every forward pass of that request passes it as
+  `adapter_names` (`__base__` for none), so interleaved requests never see each other's
+  adapter and nothing global is switched between steps.
 - Cancellation is a flag checked before every step: a cancelled request stops within one
   decode step and its cache is freed at once.
 """
@@ -56,6 +60,7 @@ class Generation:
     request_id: int
     prompt_ids: list[int]
     config: SamplingConfig
+    adapter: str | None = None
     _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     finish_reason: FinishReason | None = None
@@ -98,8 +103,10 @@ class Engine:
         context_length: int,
         max_queue: int = 64,
         max_active: int = 8,
+        adapter_names: Sequence[str] = (),
     ) -> None:
         self.model = model.eval()
+        self.adapter_names = frozenset(adapter_names)
         self.device = next(model.parameters()).device
         self.eos_token_ids = frozenset(eos_token_ids)
         self.context_length = context_length
@@ -110,10 +117,15 @@ class Engine:
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: Sequence[int], config: SamplingConfig) -> Generation:
+    def submit(
+        self, prompt_ids: Sequence[int], config: SamplingConfig, adapter: str | None = None
+    ) -> Generation:
         if self._stopping.is_set():
             raise EngineStoppedError("the engine is shutting down")
-        generation = Generation(next(self._ids), list(prompt_ids), config)
+        if adapter is not None and adapter not in self.adapter_names:
+            known = ", ".join(sorted(self.adapter_names)) or "none"
+            raise ValueError(f"unknown adapter {adapter!r}; this engine has: {known}")
+        generation = Generation(next(self._ids), list(prompt_ids), config, adapter)
         try:
             self._pending.put_nowait(generation)
         except queue.Full:
@@ -122,9 +134,11 @@ class Engine:
             ) from None
         return generation
 
-    def generate(self, prompt_ids: Sequence[int], config: SamplingConfig) -> list[int]:
+    def generate(
+        self, prompt_ids: Sequence[int], config: SamplingConfig, adapter: str | None = None
+    ) -> list[int]:
         """Convenience: run one request to completion and return its ids."""
-        return list(self.submit(prompt_ids, config))
+        return list(self.submit(prompt_ids, config, adapter))
 
     def stop(self) -> None:
         """Cancel everything and end the decode loop."""
@@ -181,7 +195,12 @@ class Engine:
         """One forward pass and one sampled token for one request."""
         input_ids = torch.tensor([item.next_input], device=self.device)
         # logits_to_keep=1: the prefill needs the last position's logits only.
-        out = self.model(input_ids=input_ids, cache=item.cache, use_cache=True, logits_to_keep=1)
+        extra = {}
+        if self.adapter_names:
+            extra["adapter_names"] = [item.generation.adapter or "__base__"]
+        out = self.model(
+            input_ids=input_ids, cache=item.cache, use_cache=True, logits_to_keep=1, **extra
+        )
         item.cache = out.cache
         token = sample_next(out.logits[0, -1], item.seen, item.generation.config, item.generator)
         if token in self.eos_token_ids:

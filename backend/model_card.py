@@ -60,7 +60,7 @@ def build_card(loaded: LoadedModel, is_default: bool, full: bool) -> chat_pb2.Mo
         quantization=loaded.spec.quantization,
         dtype=str(loaded.dtype).removeprefix("torch."),
         device=str(loaded.device),
-        source=loaded.spec.gguf or loaded.spec.checkpoint or "",
+        source=loaded.spec.gguf or loaded.spec.checkpoint or loaded.spec.adapter or "",
         is_default=is_default,
         context_length=loaded.context_length,
         vocab_size=config.vocab_size,

@@ -7,10 +7,24 @@ Design decisions:
   CPU (CPU bf16 matmuls are slower and less precise than fp32 on most laptops).
 - End-of-turn ids come from both `generation_config.json` and the tokenizer: chat models
   often end a turn with a token (`<|im_end|>`) other than the tokenizer's eos.
+- Adapters (`base` + `adapter`) never load their base twice: models are loaded in groups
+  that share one base, one PEFT model holding every adapter of the group under the adapter
+  model's name, and one engine. Each request carries its adapter's name and the engine
+  passes it to that request's forward pass as PEFT's `adapter_names` (`__base__` for the
+  plain base), so there is no global "active adapter" to switch: requests of different
+  adapters interleave step by step in the one decode loop, each with its own KV cache,
+  and later batching across requests can mix adapters in one forward pass.
+- `quantization` is applied at load time with the library that does it: `int8` is torchao's
+  int8 weight-only (CPU and CUDA), `int8-dynamic` torch's dynamic int8 of every Linear (CPU
+  only; fast but it also quantizes activations, and on SmolLM2 longer answers degrade),
+  `bnb-int8` and `nf4` are bitsandbytes on CUDA. A setting the machine cannot run fails
+  with what is needed instead of loading something else.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +47,7 @@ class LoadedModel:
     context_length: int
     device: torch.device
     dtype: torch.dtype
+    adapter: str | None = None  # this model's adapter in the group's shared PEFT model
 
     @property
     def name(self) -> str:
@@ -77,20 +92,143 @@ def checkpoint_path(spec: ModelSpec) -> str:
     return spec.checkpoint
 
 
+def _require(package: str, quantization: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(f"quantization `{quantization}` needs the `{package}` package")
+
+
+def quantization_config(spec: ModelSpec, device: torch.device, dtype: torch.dtype):
+    """The transformers `quantization_config` for a spec (None: none, or applied after)."""
+    q = spec.quantization
+    if q in ("bnb-int8", "nf4"):
+        if device.type != "cuda":
+            raise ValueError(
+                f"model `{spec.name}`: quantization `{q}` runs through bitsandbytes on a CUDA "
+                f"GPU, and this model's device is {device}; use `int8` on the CPU, or "
+                "`device: cuda` on a GPU host with `pip install bitsandbytes` ('.[cuda]')"
+            )
+        _require("bitsandbytes", q)
+        from transformers import BitsAndBytesConfig
+
+        if q == "bnb-int8":
+            return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype
+        )
+    if q == "int8":
+        _require("torchao", q)
+        from torchao.quantization import Int8WeightOnlyConfig
+        from transformers import TorchAoConfig
+
+        return TorchAoConfig(Int8WeightOnlyConfig())
+    if q == "int8-dynamic" and device.type != "cpu":
+        raise ValueError(
+            f"model `{spec.name}`: quantization `int8-dynamic` runs on the CPU only; "
+            "use `int8`, `bnb-int8` or `nf4` on CUDA"
+        )
+    return None
+
+
+def load_weights(spec: ModelSpec, path: str, device: torch.device, dtype: torch.dtype):
+    """The model of a checkpoint folder, quantized as the spec says, on its device."""
+    config = quantization_config(spec, device, dtype)
+    if config is not None:
+        return AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, quantization_config=config, device_map={"": str(device)}
+        )
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    if spec.quantization == "int8-dynamic":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)
+    return model
+
+
+def _group_key(spec: ModelSpec) -> tuple:
+    """Models with the same key share one base model and one engine."""
+    if spec.adapter and spec.base_is_registered:
+        return ("model", spec.base)
+    if spec.adapter:
+        settings = (spec.dtype, spec.quantization, spec.device, spec.max_context)
+        return ("base", spec.base, *settings, spec.max_queue, spec.max_active)
+    return ("model", spec.name)
+
+
+def load_models(specs: dict[str, ModelSpec]) -> Iterator[LoadedModel]:
+    """Load every model of a registry, yielding each as soon as it is ready."""
+    groups: dict[tuple, list[ModelSpec]] = {}
+    for spec in specs.values():
+        groups.setdefault(_group_key(spec), []).append(spec)
+    for key, members in groups.items():
+        base = specs[key[1]] if key[0] == "model" else members[0]
+        yield from _load_group(base, [m for m in members if m.adapter])
+
+
 def load_model(spec: ModelSpec) -> LoadedModel:
-    path = checkpoint_path(spec)
-    device = resolve_device(spec.device)
-    dtype = resolve_dtype(spec.dtype, device)
+    """One model on its own (an adapter model on a folder or hub base loads it privately)."""
+    if spec.base_is_registered:
+        raise ValueError(
+            f"model `{spec.name}` shares the registered model `{spec.base}`: "
+            "load the registry with load_models()"
+        )
+    return _load_group(spec, [spec] if spec.adapter else [])[0]
+
+
+def _load_group(base: ModelSpec, adapters: list[ModelSpec]) -> list[LoadedModel]:
+    path = checkpoint_path(base) if not base.adapter else _base_path(base)
+    device = resolve_device(base.device)
+    dtype = resolve_dtype(base.dtype, device)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.chat_template:
-        raise ValueError(f"model `{spec.name}`: the tokenizer in {path} has no chat template")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    context = spec.max_context or getattr(model.config, "max_position_embeddings", 2048)
+        raise ValueError(f"model `{base.name}`: the tokenizer in {path} has no chat template")
+    model = load_weights(base, path, device, dtype)
+    if adapters:
+        model = _attach_adapters(model, adapters, base)
+    context = base.max_context or getattr(model.config, "max_position_embeddings", 2048)
     engine = Engine(
         model,
         eos_token_ids(path, tokenizer),
         context_length=context,
-        max_queue=spec.max_queue,
-        max_active=spec.max_active,
+        max_queue=base.max_queue,
+        max_active=base.max_active,
+        adapter_names=[a.name for a in adapters],
     )
-    return LoadedModel(spec, path, TextCodec(tokenizer), model, engine, context, device, dtype)
+    codec = TextCodec(tokenizer)
+    loaded = [] if base.adapter else [
+        LoadedModel(base, path, codec, model, engine, context, device, dtype)
+    ]  # fmt: skip
+    for spec in adapters:
+        assert spec.adapter is not None
+        loaded.append(
+            LoadedModel(spec, spec.adapter, codec, model, engine, context, device, dtype, spec.name)
+        )
+    return loaded
+
+
+def _base_path(spec: ModelSpec) -> str:
+    assert spec.base is not None
+    if spec.base.startswith("/") and not Path(spec.base).is_dir():
+        raise FileNotFoundError(f"model `{spec.name}`: base folder {spec.base} does not exist")
+    return spec.base
+
+
+def _attach_adapters(model, adapters: list[ModelSpec], base: ModelSpec):
+    from peft import PeftModel
+
+    peft_model = None
+    for spec in adapters:
+        assert spec.adapter is not None
+        if not (Path(spec.adapter) / "adapter_config.json").is_file():
+            raise FileNotFoundError(
+                f"model `{spec.name}`: {spec.adapter} is not a PEFT adapter folder "
+                "(no adapter_config.json)"
+            )
+        try:
+            if peft_model is None:
+                peft_model = PeftModel.from_pretrained(model, spec.adapter, adapter_name=spec.name)
+            else:
+                peft_model.load_adapter(spec.adapter, adapter_name=spec.name)
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise ValueError(
+                f"model `{spec.name}`: cannot apply adapter {spec.adapter} to "
+                f"`{base.name}` (quantization {base.quantization}): {exc}"
+            ) from None
+    return peft_model

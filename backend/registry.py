@@ -9,13 +9,23 @@ models:
     checkpoint: runs/scratch/chat   # relative paths are relative to this file
     dtype: float32
     device: cpu
+  docs-assistant:
+    base: smollm2-135m-instruct     # a model above, a checkpoint folder or a hub id
+    adapter: runs/finetune/docs/adapter   # a PEFT adapter folder applied on the base
+  smollm2-int8:
+    gguf: builtin
+    quantization: int8      # none | int8 | int8-dynamic (CPU) | bnb-int8 | nf4 (CUDA)
 include:                   # more registry files, merged in; missing ones are skipped
   - runs/models.yaml
 ```
 
 Design decisions:
-- A model is exactly one of: `checkpoint` (a transformers directory or a hub id) or `gguf`
-  (a .gguf file, or `builtin`; converted once into $CHATFORGE_HOME).
+- A model is exactly one of: `checkpoint` (a transformers directory or a hub id), `gguf`
+  (a .gguf file, or `builtin`; converted once into $CHATFORGE_HOME), or `base` + `adapter`
+  (a PEFT adapter folder on a base model).
+- `base` is the name of another model in the registry when it is a bare word (then the
+  adapter shares that model's weights, dtype, quantization, device and engine, so it sets
+  none of those itself), else a checkpoint folder or a hub id. Adapters may not stack.
 - The file is validated with pydantic, and every error is reported with the file, the line
   and the problem, found by walking the YAML node tree alongside the error's location, so
   a typo stops start-up with something a person can fix.
@@ -50,8 +60,10 @@ class ModelSpec(BaseModel):
     name: str = ""
     checkpoint: str | None = None
     gguf: str | None = None
+    base: str | None = None
+    adapter: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    quantization: Literal["none"] = "none"
+    quantization: Literal["none", "int8", "int8-dynamic", "bnb-int8", "nf4"] = "none"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     default: bool = False
     max_context: int | None = Field(None, ge=16)
@@ -60,12 +72,19 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        sources = [k for k in ("checkpoint", "gguf") if getattr(self, k)]
+        sources = [k for k in ("checkpoint", "gguf", "base") if getattr(self, k)]
         if len(sources) != 1:
             raise ValueError(
-                f"give exactly one of `checkpoint` or `gguf`; found {sources or 'none'}"
+                f"give exactly one of `checkpoint`, `gguf` or `base`; found {sources or 'none'}"
             )
+        if bool(self.base) != bool(self.adapter):
+            raise ValueError("`base` and `adapter` go together: an adapter needs its base")
         return self
+
+    @property
+    def base_is_registered(self) -> bool:
+        """`base` names another model of the registry (a bare word, not a path or hub id)."""
+        return bool(self.base) and "/" not in self.base and not self.base.startswith((".", "~"))
 
 
 class RegistryFile(BaseModel):
@@ -131,9 +150,9 @@ def _read_one(path: Path) -> RegistryFile:
         raise RegistryError("invalid model registry:\n  " + "\n  ".join(problems)) from None
     for name, spec in parsed.models.items():
         spec.name = name
-        for key in ("checkpoint", "gguf"):
+        for key in ("checkpoint", "gguf", "adapter", "base"):
             value = getattr(spec, key)
-            if value and value != "builtin":
+            if value and value != "builtin" and not (key == "base" and spec.base_is_registered):
                 setattr(spec, key, _resolve(path.parent, value))
     return parsed
 
@@ -163,4 +182,32 @@ def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
     defaults = [n for n, m in models.items() if m.default]
     if len(defaults) > 1:
         raise RegistryError(f"{path}: more than one default model: {', '.join(defaults)}")
+    for spec in models.values():
+        _check_base(spec, models, path)
     return Registry(path=path, models=models)
+
+
+_SHARED_SETTINGS = ("dtype", "quantization", "device", "max_context", "max_queue", "max_active")
+
+
+def _check_base(spec: ModelSpec, models: dict[str, ModelSpec], path: Path) -> None:
+    """An adapter on a registered base must find it, must not stack, and shares its settings."""
+    if not spec.base_is_registered:
+        return
+    base = models.get(spec.base or "")
+    if base is None:
+        raise RegistryError(
+            f"{path}: model `{spec.name}`: base `{spec.base}` is not a model in the registry "
+            f"(known: {', '.join(models)}); a folder needs a path such as ./{spec.base}"
+        )
+    if base.adapter:
+        raise RegistryError(
+            f"{path}: model `{spec.name}`: base `{spec.base}` is itself an adapter model; "
+            "adapters do not stack (merge the first one into a checkpoint)"
+        )
+    own = sorted(set(_SHARED_SETTINGS) & spec.model_fields_set)
+    if own:
+        raise RegistryError(
+            f"{path}: model `{spec.name}` shares the weights and engine of `{spec.base}`: "
+            f"set {', '.join(own)} on `{spec.base}` instead"
+        )

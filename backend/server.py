@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from backend.chat_service import ChatService, ModelSet
 from backend.metrics import ServerMetrics
-from backend.model_loader import load_model
+from backend.model_loader import load_models
 from backend.registry import Registry
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
@@ -86,12 +86,13 @@ class ChatServer:
         threading.Thread(target=self._load_models, name="loader", daemon=True).start()
 
     def _load_models(self) -> None:
+        log.info("loading models: %s", ", ".join(self.registry.models))
         try:
-            for name, spec in self.registry.models.items():
-                log.info("loading model %s", name)
-                self.models.models[name] = load_model(spec)
+            for loaded in load_models(self.registry.models):
+                log.info("loaded model %s", loaded.name)
+                self.models.models[loaded.name] = loaded
         except Exception as exc:
-            log.error("could not load model %s: %s", name, exc)
+            log.error("could not load the models: %s", exc)
             self.failed.set()
             return
         self.models.default = self.registry.default_model
