@@ -67,9 +67,9 @@ class FinetuneConfig:
     name: str | None = None
     epochs: float = 1.0
     max_steps: int = -1
-    max_train_examples: int = 300
-    max_val_examples: int = 40
-    max_test_examples: int = 100
+    max_train_examples: int = 160
+    max_val_examples: int = 32
+    max_test_examples: int = 64
     max_length: int = 256
     batch_size: int = 8
     grad_accum: int = 1
@@ -354,8 +354,15 @@ def merge_adapter(base_path: str, adapter_dir: Path, target: Path) -> None:
     AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(target)
 
 
-def finetune(config: FinetuneConfig) -> dict:
-    """Train, save and register; return the run summary (also written to run.json)."""
+@dataclass
+class FinetuneResult:
+    run_info: dict  # also written to run.json
+    model: torch.nn.Module  # the trained model in memory (the best checkpoint)
+    tokenizer: object
+
+
+def finetune(config: FinetuneConfig) -> FinetuneResult:
+    """Train, save and register."""
     from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
 
     check_config(config)
@@ -471,7 +478,7 @@ def finetune(config: FinetuneConfig) -> dict:
             merged_name = name if config.method == "full" else f"{name}-merged"
             register(merged_name, {"checkpoint": str(servable["merged"])}, registry)
         print(f"registered in {registry}")
-    return run_info
+    return FinetuneResult(run_info, model, tokenizer)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -516,7 +523,7 @@ def run(args: argparse.Namespace) -> None:
     values = {k: v for k, v in vars(args).items() if k in fields}
     values["target_modules"] = [t.strip() for t in args.target_modules.split(",") if t.strip()]
     config = FinetuneConfig(**values)
-    info = finetune(config)
+    info = finetune(config).run_info
     numbers = info["final_metrics"]
     print(json.dumps(numbers, indent=2))
     append_entry(
