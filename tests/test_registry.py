@@ -35,7 +35,7 @@ def test_relative_checkpoint_and_include(tmp_path):
     [
         ("models:\n  a:\n    checkpoint: x\n    dtyp: float32\n", 4, "dtyp"),
         ("models:\n  a:\n    checkpoint: x\n    dtype: float8\n", 4, "dtype"),
-        ("models:\n  a:\n    dtype: float32\n", 2, "exactly one of `checkpoint` or `gguf`"),
+        ("models:\n  a:\n    dtype: float32\n", 2, "exactly one of `checkpoint`, `gguf` or `base`"),
         ("models:\n  a:\n    checkpoint: x\n    max_queue: 0\n", 4, "max_queue"),
         ("models:\n  a:\n    checkpoint: x\n  - b\n", 4, "not valid YAML"),
         ("models:\n  a:\n    checkpoint: x\n    device: gpu\n", 4, "device"),
