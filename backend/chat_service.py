@@ -21,15 +21,25 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
 from backend.detokenize import IncrementalDetokenizer, StopMatcher
 from backend.engine import EngineStoppedError, FinishReason, QueueFullError
+from backend.logprobs import start_token_id
 from backend.metrics import ServerMetrics
-from backend.model_card import build_card
+from backend.model_card import build_card, record_eval
 from backend.model_loader import LoadedModel
-from backend.validation import RequestError, fit_to_context, validate_chat
+from backend.validation import (
+    RequestError,
+    ValidScore,
+    fit_to_context,
+    invalid,
+    validate_chat,
+    validate_eval_record,
+    validate_score,
+)
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
 _FINISH = {
@@ -59,6 +69,20 @@ class ModelSet:
                 f"model: unknown model {name!r}; this server has: {', '.join(self.models)}",
             )
         return loaded
+
+
+def encode_score_context(loaded: LoadedModel, score: ValidScore) -> list[int]:
+    """A chat context as Chat renders it; raw text after the BOS token (EOS if none)."""
+    if score.messages is not None:
+        return loaded.codec.encode_chat(score.messages)
+    start = start_token_id(loaded.codec.tokenizer)
+    if start is None:
+        raise RequestError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"model `{loaded.name}`: its tokenizer has neither a BOS nor an EOS token to start "
+            "a raw-text context; send the context as `messages`",
+        )
+    return [start, *loaded.codec.encode(score.context)]
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
@@ -108,12 +132,34 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self.metrics.requests.labels(model or "unknown", method, error.code.name).inc()
         context.abort(error.code, error.message)
 
+    @contextmanager
+    def _admitting(self, context, method: str, model: str):
+        """Turn whatever goes wrong before the work starts into one status code."""
+        try:
+            yield
+        except RequestError as error:
+            self._abort(context, method, model, error)
+        except QueueFullError as error:
+            self._abort(
+                context,
+                method,
+                model,
+                RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{error}; retry later"),
+            )
+        except EngineStoppedError:
+            self._abort(
+                context,
+                method,
+                model,
+                RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry"),
+            )
+
     # RPCs ------------------------------------------------------------------------------
 
     def Chat(self, request: chat_pb2.ChatRequest, context) -> Iterator[chat_pb2.ChatEvent]:
         received = time.perf_counter()
         request_id = request.request_id or uuid.uuid4().hex
-        try:
+        with self._admitting(context, "Chat", request.model):
             self._check_accepting()
             loaded = self.models.get(request.model)
             chat = validate_chat(request, loaded.context_length)
@@ -126,22 +172,6 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             prompt_ids = loaded.codec.encode_chat(chat.messages)
             sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
             generation = loaded.engine.submit(prompt_ids, sampling, loaded.adapter)
-        except RequestError as error:
-            self._abort(context, "Chat", request.model, error)
-        except QueueFullError as error:
-            self._abort(
-                context,
-                "Chat",
-                request.model,
-                RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{error}; retry later"),
-            )
-        except EngineStoppedError:
-            self._abort(
-                context,
-                "Chat",
-                request.model,
-                RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry"),
-            )
 
         name = loaded.name
         if not context.add_callback(generation.cancel):
@@ -217,6 +247,53 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             self._abort(context, "GetModel", request.name, error)
         self.metrics.requests.labels(loaded.name, "GetModel", "OK").inc()
         return build_card(loaded, is_default=loaded.name == self.models.default, full=True)
+
+    def Score(self, request: chat_pb2.ScoreRequest, context) -> chat_pb2.ScoreResponse:
+        with self._admitting(context, "Score", request.model):
+            self._check_accepting()
+            loaded = self.models.get(request.model)
+            score = validate_score(request)
+            context_ids = encode_score_context(loaded, score)
+            continuations = [loaded.codec.encode(text) for text in score.continuations]
+            longest = len(context_ids) + max(len(c) for c in continuations)
+            if longest > loaded.context_length:
+                raise invalid(
+                    f"continuations: context plus the longest continuation is {longest} tokens, "
+                    f"beyond the model's context of {loaded.context_length}; send shorter texts"
+                )
+            scoring = loaded.engine.submit_score(context_ids, continuations, loaded.adapter)
+        with self._admitting(context, "Score", loaded.name):
+            try:
+                scores = scoring.result(timeout=context.time_remaining())
+            except TimeoutError:
+                raise RequestError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "scoring did not finish before the deadline"
+                ) from None
+        self.metrics.requests.labels(loaded.name, "Score", "OK").inc()
+        return chat_pb2.ScoreResponse(
+            model=loaded.name,
+            context_tokens=len(context_ids),
+            scores=[
+                chat_pb2.ContinuationScore(logprob=s.logprob, tokens=s.tokens, greedy=s.greedy)
+                for s in scores
+            ],
+        )
+
+    def RecordEval(self, request: chat_pb2.RecordEvalRequest, context):
+        with self._admitting(context, "RecordEval", request.model):
+            self._check_accepting()
+            loaded = self.models.get(request.model)
+            validate_eval_record(request)
+            folder = Path(loaded.path)
+            if not folder.is_dir():
+                raise RequestError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"model `{loaded.name}` was loaded from {loaded.path}, not a local checkpoint "
+                    "folder, so it has no evals/ folder; keep the results file instead",
+                )
+        path = record_eval(folder, request.name, request.results_json)
+        self.metrics.requests.labels(loaded.name, "RecordEval", "OK").inc()
+        return chat_pb2.RecordEvalResponse(path=str(path))
 
 
 @dataclass

@@ -147,6 +147,28 @@ class ChatClient:
     def get_model(self, name: str = "") -> chat_pb2.ModelCard:
         return self.stub.GetModel(chat_pb2.GetModelRequest(name=name), timeout=30)
 
+    def score(
+        self,
+        continuations: Sequence[str],
+        context: str = "",
+        messages: Sequence[dict[str, str] | chat_pb2.Message] | None = None,
+        model: str = "",
+        timeout: float | None = None,
+    ) -> chat_pb2.ScoreResponse:
+        """Log-likelihood of each continuation after a raw-text or chat context."""
+        request = chat_pb2.ScoreRequest(
+            model=model,
+            context=context,
+            messages=as_messages(messages) if messages else None,
+            continuations=list(continuations),
+        )
+        return self.stub.Score(request, timeout=timeout if timeout is not None else self.timeout)
+
+    def record_eval(self, name: str, results_json: str, model: str = "") -> str:
+        """Store a results file in the model's evals/ folder on the server; its path there."""
+        request = chat_pb2.RecordEvalRequest(model=model, name=name, results_json=results_json)
+        return self.stub.RecordEval(request, timeout=60).path
+
     def is_serving(self, timeout: float = 2.0) -> bool:
         try:
             response = self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)

@@ -17,6 +17,9 @@ Design decisions:
   adapter and nothing global is switched between steps.
 - Cancellation is a flag checked before every step: a cancelled request stops within one
   decode step and its cache is freed at once.
+- Scoring (log-likelihoods for evals) is a second request kind in the same queue: the loop
+  runs it whole when it is admitted, between decode steps, so the model's forward pass
+  still has exactly one caller and scoring obeys the same back-pressure as generation.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from backend.logprobs import ContinuationLogprob, continuation_logprobs
 from backend.sampling import SamplingConfig, make_generator, sample_next
 
 
@@ -84,6 +88,32 @@ class Generation:
 
 
 @dataclass
+class Scoring:
+    """A handle on one scoring request: wait for the continuations' log-likelihoods."""
+
+    context_ids: list[int]
+    continuations: list[list[int]]
+    adapter: str | None = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _result: list[ContinuationLogprob] | None = field(default=None, repr=False)
+    _error: BaseException | None = field(default=None, repr=False)
+
+    def result(self, timeout: float | None = None) -> list[ContinuationLogprob]:
+        if not self._done.wait(timeout):
+            raise TimeoutError("scoring did not finish in time")
+        if isinstance(self._error, EngineStoppedError):
+            raise self._error
+        if self._error is not None:
+            raise RuntimeError("scoring failed in the engine") from self._error
+        assert self._result is not None
+        return self._result
+
+    def _settle(self, result=None, error: BaseException | None = None) -> None:
+        self._result, self._error = result, error
+        self._done.set()
+
+
+@dataclass
 class _Active:
     generation: Generation
     generator: torch.Generator
@@ -111,7 +141,7 @@ class Engine:
         self.eos_token_ids = frozenset(eos_token_ids)
         self.context_length = context_length
         self.max_active = max_active
-        self._pending: queue.Queue[Generation] = queue.Queue(maxsize=max_queue)
+        self._pending: queue.Queue[Generation | Scoring] = queue.Queue(maxsize=max_queue)
         self._ids = itertools.count()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
@@ -120,19 +150,34 @@ class Engine:
     def submit(
         self, prompt_ids: Sequence[int], config: SamplingConfig, adapter: str | None = None
     ) -> Generation:
-        if self._stopping.is_set():
-            raise EngineStoppedError("the engine is shutting down")
+        self._check_adapter(adapter)
+        return self._enqueue(Generation(next(self._ids), list(prompt_ids), config, adapter))
+
+    def submit_score(
+        self,
+        context_ids: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        adapter: str | None = None,
+    ) -> Scoring:
+        """Queue a scoring request; `result()` on the handle waits for it."""
+        self._check_adapter(adapter)
+        return self._enqueue(Scoring(list(context_ids), [list(c) for c in continuations], adapter))
+
+    def _check_adapter(self, adapter: str | None) -> None:
         if adapter is not None and adapter not in self.adapter_names:
             known = ", ".join(sorted(self.adapter_names)) or "none"
             raise ValueError(f"unknown adapter {adapter!r}; this engine has: {known}")
-        generation = Generation(next(self._ids), list(prompt_ids), config, adapter)
+
+    def _enqueue(self, request):
+        if self._stopping.is_set():
+            raise EngineStoppedError("the engine is shutting down")
         try:
-            self._pending.put_nowait(generation)
+            self._pending.put_nowait(request)
         except queue.Full:
             raise QueueFullError(
                 f"the request queue is full ({self._pending.maxsize} waiting)"
             ) from None
-        return generation
+        return request
 
     def generate(
         self, prompt_ids: Sequence[int], config: SamplingConfig, adapter: str | None = None
@@ -175,10 +220,14 @@ class Engine:
     def _admit(self, active: list[_Active], block: bool) -> None:
         while len(active) < self.max_active:
             try:
-                generation = self._pending.get(timeout=0.1) if block else self._pending.get_nowait()
+                request = self._pending.get(timeout=0.1) if block else self._pending.get_nowait()
             except queue.Empty:
                 return
             block = False
+            if isinstance(request, Scoring):
+                self._score(request)
+                continue
+            generation = request
             if generation.cancelled:
                 generation._events.put(_Finished(FinishReason.CANCELLED))
                 continue
@@ -191,13 +240,28 @@ class Engine:
                 )
             )
 
+    def _adapter_kwargs(self, adapter: str | None) -> dict:
+        """PEFT's per-request adapter selection, when this engine serves adapters."""
+        return {"adapter_names": [adapter or "__base__"]} if self.adapter_names else {}
+
+    def _score(self, scoring: Scoring) -> None:
+        try:
+            scores = continuation_logprobs(
+                self.model,
+                scoring.context_ids,
+                scoring.continuations,
+                **self._adapter_kwargs(scoring.adapter),
+            )
+        except Exception as exc:  # one bad request must not kill the loop
+            scoring._settle(error=exc)
+        else:
+            scoring._settle(scores)
+
     def _step(self, item: _Active) -> FinishReason | None:
         """One forward pass and one sampled token for one request."""
         input_ids = torch.tensor([item.next_input], device=self.device)
         # logits_to_keep=1: the prefill needs the last position's logits only.
-        extra = {}
-        if self.adapter_names:
-            extra["adapter_names"] = [item.generation.adapter or "__base__"]
+        extra = self._adapter_kwargs(item.generation.adapter)
         out = self.model(
             input_ids=input_ids, cache=item.cache, use_cache=True, logits_to_keep=1, **extra
         )
@@ -223,6 +287,10 @@ class Engine:
     def _drain_pending(self) -> None:
         while True:
             try:
-                self._pending.get_nowait()._events.put(_Finished(FinishReason.CANCELLED))
+                request = self._pending.get_nowait()
             except queue.Empty:
                 return
+            if isinstance(request, Scoring):
+                request._settle(error=EngineStoppedError("the engine is shutting down"))
+            else:
+                request._events.put(_Finished(FinishReason.CANCELLED))

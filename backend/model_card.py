@@ -8,6 +8,8 @@ Design decisions:
   the server runs shows up at once.
 - A malformed metrics row is skipped rather than failing the card: a half-written last
   line of a run in progress must not break `GetModel`.
+- `record_eval` is the one writer (the `RecordEval` RPC): it writes into `evals/` through a
+  temporary file and a rename, so `GetModel` never reads half a results file.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ def _evals(folder: Path) -> list[chat_pb2.EvalResult]:
         chat_pb2.EvalResult(name=p.name, results_json=p.read_text())
         for p in sorted(evals_dir.glob("*.json"))
     ]
+
+
+def record_eval(folder: Path, name: str, text: str) -> Path:
+    """Write one eval result into the checkpoint's evals/ folder (name already validated)."""
+    evals_dir = folder / "evals"
+    evals_dir.mkdir(exist_ok=True)
+    path = evals_dir / name
+    tmp = evals_dir / f".{name}.tmp"
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
 
 
 def build_card(loaded: LoadedModel, is_default: bool, full: bool) -> chat_pb2.ModelCard:

@@ -12,6 +12,8 @@ Design decisions:
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, fields
 
 import grpc
@@ -135,3 +137,56 @@ def fit_to_context(chat: ValidChat, prompt_tokens: int, context_length: int) -> 
             f"prompt exceeds the model's context of {context_length}; ask for at most {room}"
         )
     return SamplingConfig(**{**chat.sampling.__dict__, "max_tokens": room})
+
+
+# --- Evals: Score and RecordEval ----------------------------------------------------------
+
+MAX_CONTINUATIONS = 32
+MAX_EVAL_JSON_BYTES = 16 * 1024 * 1024
+_EVAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}\.json")
+
+
+@dataclass(frozen=True)
+class ValidScore:
+    context: str
+    messages: list[dict[str, str]] | None  # a chat context, or None for raw text
+    continuations: list[str]
+
+
+def validate_score(request: chat_pb2.ScoreRequest) -> ValidScore:
+    if request.messages and request.context:
+        raise invalid("context: give `context` (raw text) or `messages` (a chat), not both")
+    if len(request.context) > MAX_CONTENT_CHARS:
+        raise invalid(
+            f"context: {len(request.context)} characters, the limit is {MAX_CONTENT_CHARS}"
+        )
+    messages = None
+    if request.messages:
+        messages = validate_messages(request.messages)
+    if not 1 <= len(request.continuations) <= MAX_CONTINUATIONS:
+        raise invalid(
+            f"continuations: give 1 to {MAX_CONTINUATIONS}, got {len(request.continuations)}"
+        )
+    for i, text in enumerate(request.continuations):
+        if not text or len(text) > MAX_CONTENT_CHARS:
+            raise invalid(f"continuations[{i}]: must be 1 to {MAX_CONTENT_CHARS} characters")
+    return ValidScore(request.context, messages, list(request.continuations))
+
+
+def validate_eval_record(request: chat_pb2.RecordEvalRequest) -> dict:
+    """Check the file name and that the body is a JSON object; return the parsed object."""
+    if not _EVAL_NAME.fullmatch(request.name) or ".." in request.name:
+        raise invalid(
+            f"name: {request.name!r} is not a plain file name; use letters, digits, '.', '_' "
+            "and '-', ending in .json"
+        )
+    size = len(request.results_json.encode())
+    if size > MAX_EVAL_JSON_BYTES:
+        raise invalid(f"results_json: {size} bytes, the limit is {MAX_EVAL_JSON_BYTES}")
+    try:
+        data = json.loads(request.results_json)
+    except ValueError as exc:
+        raise invalid(f"results_json: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise invalid("results_json: must be a JSON object (an evals results file)")
+    return data

@@ -340,3 +340,51 @@ class GuardrailVerdict(_message.Message):
     reason: str
     redacted_text: str
     def __init__(self, action: _Optional[_Union[GuardrailAction, str]] = ..., category: _Optional[str] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ..., redacted_text: _Optional[str] = ...) -> None: ...
+
+class ScoreRequest(_message.Message):
+    __slots__ = ("model", "context", "messages", "continuations")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATIONS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    context: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    continuations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., context: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., continuations: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ContinuationScore(_message.Message):
+    __slots__ = ("logprob", "tokens", "greedy")
+    LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GREEDY_FIELD_NUMBER: _ClassVar[int]
+    logprob: float
+    tokens: int
+    greedy: bool
+    def __init__(self, logprob: _Optional[float] = ..., tokens: _Optional[int] = ..., greedy: _Optional[bool] = ...) -> None: ...
+
+class ScoreResponse(_message.Message):
+    __slots__ = ("model", "context_tokens", "scores")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    context_tokens: int
+    scores: _containers.RepeatedCompositeFieldContainer[ContinuationScore]
+    def __init__(self, model: _Optional[str] = ..., context_tokens: _Optional[int] = ..., scores: _Optional[_Iterable[_Union[ContinuationScore, _Mapping]]] = ...) -> None: ...
+
+class RecordEvalRequest(_message.Message):
+    __slots__ = ("model", "name", "results_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    name: str
+    results_json: str
+    def __init__(self, model: _Optional[str] = ..., name: _Optional[str] = ..., results_json: _Optional[str] = ...) -> None: ...
+
+class RecordEvalResponse(_message.Message):
+    __slots__ = ("path",)
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    def __init__(self, path: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,16 @@ class ChatServiceStub:
                 request_serializer=chat_dot_v1_dot_chat__pb2.CheckTextRequest.SerializeToString,
                 response_deserializer=chat_dot_v1_dot_chat__pb2.GuardrailVerdict.FromString,
                 _registered_method=True)
+        self.Score = channel.unary_unary(
+                '/chat.v1.ChatService/Score',
+                request_serializer=chat_dot_v1_dot_chat__pb2.ScoreRequest.SerializeToString,
+                response_deserializer=chat_dot_v1_dot_chat__pb2.ScoreResponse.FromString,
+                _registered_method=True)
+        self.RecordEval = channel.unary_unary(
+                '/chat.v1.ChatService/RecordEval',
+                request_serializer=chat_dot_v1_dot_chat__pb2.RecordEvalRequest.SerializeToString,
+                response_deserializer=chat_dot_v1_dot_chat__pb2.RecordEvalResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -113,6 +123,22 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Score(self, request, context):
+        """Log-likelihood of each continuation after a context, from one forward pass each
+        (multiple-choice and perplexity evals).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEval(self, request, context):
+        """Stores an eval result in the model's checkpoint folder (evals/NAME), where GetModel
+        reads it back: results of a run against a live server reach the model's folder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +171,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.CheckText,
                     request_deserializer=chat_dot_v1_dot_chat__pb2.CheckTextRequest.FromString,
                     response_serializer=chat_dot_v1_dot_chat__pb2.GuardrailVerdict.SerializeToString,
+            ),
+            'Score': grpc.unary_unary_rpc_method_handler(
+                    servicer.Score,
+                    request_deserializer=chat_dot_v1_dot_chat__pb2.ScoreRequest.FromString,
+                    response_serializer=chat_dot_v1_dot_chat__pb2.ScoreResponse.SerializeToString,
+            ),
+            'RecordEval': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEval,
+                    request_deserializer=chat_dot_v1_dot_chat__pb2.RecordEvalRequest.FromString,
+                    response_serializer=chat_dot_v1_dot_chat__pb2.RecordEvalResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +345,60 @@ class ChatService:
             '/chat.v1.ChatService/CheckText',
             chat_dot_v1_dot_chat__pb2.CheckTextRequest.SerializeToString,
             chat_dot_v1_dot_chat__pb2.GuardrailVerdict.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Score(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chat.v1.ChatService/Score',
+            chat_dot_v1_dot_chat__pb2.ScoreRequest.SerializeToString,
+            chat_dot_v1_dot_chat__pb2.ScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chat.v1.ChatService/RecordEval',
+            chat_dot_v1_dot_chat__pb2.RecordEvalRequest.SerializeToString,
+            chat_dot_v1_dot_chat__pb2.RecordEvalResponse.FromString,
             options,
             channel_credentials,
             insecure,
