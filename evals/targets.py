@@ -1,0 +1,269 @@
+"""Targets: what a suite measures, a live server or a checkpoint folder on disk.
+
+Design decisions:
+- Both kinds answer the same two questions a suite asks: `chat` (a greedy answer to
+  messages) and `score` (log-likelihoods of continuations after a raw-text or chat context).
+  Suites that test the serving path itself (smoke, latency, retrieval, guardrails) use the
+  live target's `client` and say so when given a checkpoint.
+- A live target speaks only the proto through `backend.client.ChatClient` (the boundary
+  between server and clients); requests run `concurrency` at a time.
+- A checkpoint target loads the folder with transformers as it is (the checkpoint
+  contract, DESIGN §4), so it needs no server and no registry: a training or fine-tuning
+  run can score its own output from Python. A PEFT `adapter/` folder (adapter_config.json)
+  loads through peft onto the base it names. It scores with `backend.logprobs` and writes
+  with `backend.model_card.record_eval`, the same pure functions the server runs, so a
+  model scores the same served or on disk (neither touches the server or its state).
+- Where results land: a checkpoint target writes `evals/NAME` into its own folder; a live
+  target asks the server to (`RecordEval`), because the server owns the checkpoint folder
+  and is where `GetModel` reads it back; a UI on another host reads runs only over gRPC.
+  A model the server loaded from a hub id has no folder, and the run is kept locally only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+
+from backend.client import ChatClient
+from evals.errors import EvalError
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+    # Client-side arrival times (seconds since the request was sent) of each text delta,
+    # and the tokens each carried: the latency suite's raw material.
+    arrivals: list[float] = field(default_factory=list)
+    delta_tokens: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scored:
+    logprob: float  # nats, summed over the continuation's tokens
+    tokens: int
+    greedy: bool
+
+
+class Target(Protocol):
+    kind: str  # "live" or "checkpoint"
+    model: str  # the model's name (server name, or the folder's name)
+    concurrency: int
+
+    def describe(self) -> dict: ...
+    def chat(self, messages: list[dict[str, str]], max_tokens: int) -> Completion: ...
+    def score(
+        self,
+        continuations: Sequence[str],
+        context: str = "",
+        messages: list[dict[str, str]] | None = None,
+    ) -> list[Scored]: ...
+    def record(self, name: str, results_json: str) -> str | None: ...
+    def close(self) -> None: ...
+
+
+def rpc_message(error: grpc.RpcError) -> str:
+    return f"{error.code().name}: {error.details()}"
+
+
+class LiveTarget:
+    kind = "live"
+
+    def __init__(self, address: str, model: str = "", concurrency: int = 1, timeout=300.0):
+        if concurrency < 1:
+            raise EvalError(f"--concurrency must be at least 1, not {concurrency}")
+        self.address = address
+        self.concurrency = concurrency
+        self.client = ChatClient(address, timeout=timeout)
+        if not self.client.wait_until_serving(timeout=30):
+            self.client.close()
+            raise EvalError(
+                f"no chatforge server is serving at {address}; start one with "
+                "`python -m backend serve` or pass --target HOST:PORT"
+            )
+        try:
+            card = self.client.get_model(model)
+        except grpc.RpcError as error:
+            self.client.close()
+            raise EvalError(f"--model {model!r}: {rpc_message(error)}") from None
+        self.model = card.name
+        self.card = card
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "address": self.address, "architecture": self.card.architecture,
+                "parameters": self.card.parameters, "source": self.card.source}  # fmt: skip
+
+    def chat(self, messages, max_tokens: int) -> Completion:
+        sampling = {"temperature": 0.0, "max_tokens": max_tokens}
+        completion = Completion(text="")
+        parts = []
+        sent = time.perf_counter()
+        for event in self.client.chat(messages, model=self.model, sampling=sampling):
+            kind = event.WhichOneof("event")
+            if kind == "started":  # a retried call starts again
+                parts.clear()
+                completion.arrivals.clear()
+                completion.delta_tokens.clear()
+            elif kind == "delta":
+                completion.arrivals.append(time.perf_counter() - sent)
+                completion.delta_tokens.append(event.delta.token_count)
+                parts.append(event.delta.text)
+            elif kind == "finished":
+                usage = event.finished.usage
+                completion.prompt_tokens = usage.prompt_tokens
+                completion.completion_tokens = usage.completion_tokens
+                completion.finish_reason = _finish_name(event.finished.finish_reason)
+        completion.text = "".join(parts)
+        return completion
+
+    def score(self, continuations, context="", messages=None) -> list[Scored]:
+        response = self.client.score(
+            continuations, context=context, messages=messages, model=self.model
+        )
+        return [Scored(s.logprob, s.tokens, s.greedy) for s in response.scores]
+
+    def record(self, name: str, results_json: str) -> str | None:
+        try:
+            return self.client.record_eval(name, results_json, model=self.model)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                return None
+            raise
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _finish_name(reason: int) -> str:
+    from chat.v1 import chat_pb2
+
+    return chat_pb2.FinishReason.Name(reason)
+
+
+class CheckpointTarget:
+    kind = "checkpoint"
+    concurrency = 1  # one model in this process: items run one after another
+
+    def __init__(self, folder: Path | str, model: str = "", device: str = "auto") -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+        self.folder = Path(folder).expanduser().resolve()
+        if not (self.folder / "config.json").is_file() and not self._is_adapter():
+            raise EvalError(
+                f"{self.folder} is not a checkpoint folder (no config.json or "
+                "adapter_config.json); give a folder written by training or save_pretrained"
+            )
+        self.model = model or self.folder.name
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        if self._is_adapter():
+            from peft import AutoPeftModelForCausalLM
+
+            self.lm = AutoPeftModelForCausalLM.from_pretrained(self.folder, dtype=dtype)
+            base = self.lm.peft_config["default"].base_model_name_or_path
+            tokenizer_dir = self.folder if (self.folder / "tokenizer.json").is_file() else base
+        else:
+            self.lm = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype)
+            tokenizer_dir = self.folder
+        self.lm = self.lm.to(self.device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        eos = {self.tokenizer.eos_token_id} - {None}
+        try:
+            configured = GenerationConfig.from_pretrained(self.folder).eos_token_id
+        except OSError:
+            configured = None
+        eos.update([configured] if isinstance(configured, int) else configured or [])
+        self.eos_ids = sorted(eos)
+        self.context_length = getattr(self.lm.config, "max_position_embeddings", 2048)
+
+    def _is_adapter(self) -> bool:
+        return (self.folder / "adapter_config.json").is_file()
+
+    def describe(self) -> dict:
+        config = self.lm.config
+        return {"kind": self.kind, "path": str(self.folder),
+                "architecture": (config.architectures or [type(self.lm).__name__])[0],
+                "parameters": sum(p.numel() for p in self.lm.parameters())}  # fmt: skip
+
+    def _chat_ids(self, messages) -> list[int]:
+        if not self.tokenizer.chat_template:
+            raise EvalError(f"{self.folder}: the tokenizer has no chat template")
+        text = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def chat(self, messages, max_tokens: int) -> Completion:
+        import torch
+
+        prompt = self._chat_ids(messages)
+        max_tokens = min(max_tokens, self.context_length - len(prompt))
+        with torch.inference_mode():
+            out = self.lm.generate(
+                input_ids=torch.tensor([prompt], device=self.device),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.device),
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                eos_token_id=self.eos_ids,
+                pad_token_id=self.tokenizer.pad_token_id or self.eos_ids[0],
+            )[0, len(prompt) :].tolist()
+        stopped = bool(out) and out[-1] in self.eos_ids
+        new = out[:-1] if stopped else out
+        return Completion(
+            text=self.tokenizer.decode(new, skip_special_tokens=True),
+            prompt_tokens=len(prompt),
+            completion_tokens=len(new),
+            finish_reason="STOP" if stopped else "LENGTH",
+        )
+
+    def score(self, continuations, context="", messages=None) -> list[Scored]:
+        from backend.logprobs import continuation_logprobs, start_token_id
+
+        if messages:
+            context_ids = self._chat_ids(messages)
+        else:
+            start = start_token_id(self.tokenizer)
+            if start is None:
+                raise EvalError(f"{self.folder}: the tokenizer has no BOS or EOS token")
+            context_ids = [start, *self.tokenizer(context, add_special_tokens=False)["input_ids"]]
+        ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        scores = continuation_logprobs(self.lm, context_ids, ids)
+        return [Scored(s.logprob, s.tokens, s.greedy) for s in scores]
+
+    def record(self, name: str, results_json: str) -> str:
+        from backend.model_card import record_eval  # the one writer of a model's evals/
+
+        return str(record_eval(self.folder, name, results_json))
+
+    def close(self) -> None:
+        pass
+
+
+def open_target(
+    target: str, model: str = "", concurrency: int = 1, timeout: float = 300.0
+) -> Target:
+    """`host:port` is a live server; an existing folder is a checkpoint."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        if concurrency != 1:
+            raise EvalError(
+                "--concurrency applies to a live server; a checkpoint runs one at a time"
+            )
+        return CheckpointTarget(path, model=model)
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise EvalError(
+            f"--target {target!r}: give a server as HOST:PORT (e.g. 127.0.0.1:50051) or an "
+            "existing checkpoint folder"
+        )
+    return LiveTarget(target, model=model, concurrency=concurrency, timeout=timeout)
