@@ -4,10 +4,10 @@ Design decisions:
 - A results file carries the definition of each metric (`MetricSpec`) next to its value,
   so any reader (the UI, `compare`, a test) recomputes an aggregate from the item rows with
   `aggregate()` and nothing else; nothing in an aggregate is known only to the suite.
-- Three aggregate kinds cover every suite: the mean of a per-item score (F1, accuracy),
+- Four aggregate kinds cover every suite: the mean of a per-item score (F1, accuracy),
   a ratio of sums (bits per byte = nats / bytes / ln 2, which must not be a mean of per-item
-  ratios), and a percentile of values pooled across items (latency; inter-token gaps are
-  many per item). Intervals resample items in every case.
+  ratios), and the mean or a percentile of values pooled across items (latency; inter-token
+  gaps are many per item). Intervals resample items in every case.
 - Rows that errored (a failed RPC) keep their error message and are left out of every
   aggregate; their count is a top-level field, so a run that half failed cannot pass as a
   clean run.
@@ -35,8 +35,8 @@ RESULTS_FILE = "results.json"
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    kind: Literal["mean", "ratio", "percentile"]
-    field: str  # a score (mean, ratio numerator) or a sample list (percentile)
+    kind: Literal["mean", "ratio", "pooled_mean", "percentile"]
+    field: str  # a score (mean, ratio numerator) or a sample list (pooled_mean, percentile)
     description: str
     denominator: str = ""  # ratio only
     scale: float = 1.0  # multiplies the statistic (1/ln 2 turns nats into bits)
@@ -73,7 +73,7 @@ class Aggregate:
     n: int
 
 
-def _statistic(spec: MetricSpec, rows: list[Row]):
+def metric_statistic(spec: MetricSpec, rows: list[Row]):
     """A function of item indices computing `spec` over those rows."""
     if spec.kind == "mean":
         values = np.array([r.scores[spec.field] for r in rows], dtype=float)
@@ -88,16 +88,17 @@ def _statistic(spec: MetricSpec, rows: list[Row]):
 
         return ratio
     pooled = [np.array(r.samples[spec.field], dtype=float) for r in rows]
+    reduce = np.mean if spec.kind == "pooled_mean" else lambda v: np.percentile(v, spec.q)
 
-    def percentile(idx):
+    def over_samples(idx):
         values = np.concatenate([pooled[i] for i in idx]) if len(idx) else np.array([])
-        return float(np.percentile(values, spec.q)) * spec.scale if values.size else math.nan
+        return float(reduce(values)) * spec.scale if values.size else math.nan
 
-    return percentile
+    return over_samples
 
 
 def _has_field(spec: MetricSpec, row: Row) -> bool:
-    if spec.kind == "percentile":
+    if spec.kind in ("pooled_mean", "percentile"):
         return spec.field in row.samples
     return spec.field in row.scores and (spec.kind != "ratio" or spec.denominator in row.scores)
 
@@ -111,7 +112,7 @@ def aggregate(spec: MetricSpec, rows: list[Row], with_ci: bool = True) -> Aggreg
     rows = usable_rows(spec, rows)
     if not rows:
         return Aggregate(None, None, None, 0)
-    statistic = _statistic(spec, rows)
+    statistic = metric_statistic(spec, rows)
     value = statistic(np.arange(len(rows)))
     ci = bootstrap_ci(statistic, len(rows)) if with_ci else None
     value = None if math.isnan(value) else value

@@ -43,6 +43,7 @@ class Completion:
     # and the tokens each carried: the latency suite's raw material.
     arrivals: list[float] = field(default_factory=list)
     delta_tokens: list[int] = field(default_factory=list)
+    ended: float = 0.0  # when the stream closed
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,13 @@ class LiveTarget:
         self.card = card
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "address": self.address, "architecture": self.card.architecture,
-                "parameters": self.card.parameters, "source": self.card.source}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "address": self.address,
+            "architecture": self.card.architecture,
+            "parameters": self.card.parameters,
+            "source": self.card.source,
+        }
 
     def chat(self, messages, max_tokens: int) -> Completion:
         sampling = {"temperature": 0.0, "max_tokens": max_tokens}
@@ -120,6 +126,7 @@ class LiveTarget:
                 completion.prompt_tokens = usage.prompt_tokens
                 completion.completion_tokens = usage.completion_tokens
                 completion.finish_reason = _finish_name(event.finished.finish_reason)
+        completion.ended = time.perf_counter() - sent
         completion.text = "".join(parts)
         return completion
 
@@ -191,9 +198,12 @@ class CheckpointTarget:
 
     def describe(self) -> dict:
         config = self.lm.config
-        return {"kind": self.kind, "path": str(self.folder),
-                "architecture": (config.architectures or [type(self.lm).__name__])[0],
-                "parameters": sum(p.numel() for p in self.lm.parameters())}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "path": str(self.folder),
+            "architecture": (config.architectures or [type(self.lm).__name__])[0],
+            "parameters": sum(p.numel() for p in self.lm.parameters()),
+        }
 
     def _chat_ids(self, messages) -> list[int]:
         if not self.tokenizer.chat_template:

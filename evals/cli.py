@@ -1,0 +1,166 @@
+"""`python -m evals`: list, run, compare, report.
+
+Each subcommand checks its arguments before doing work and exits with a one-line message
+(not a traceback) when something is wrong: an unknown suite, a server that is not there,
+a missing corpus, a file that is not a results file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from evals.errors import EvalError
+
+
+def _list(args: argparse.Namespace) -> int:
+    from evals.suites import SUITES, get_suite
+
+    for name in SUITES:
+        suite = get_suite(name)
+        where = "server only" if suite.live_only else "server or checkpoint"
+        print(
+            f"{name:<11} v{suite.version}  {suite.description} "
+            f"[{suite.default_size} items by default; {where}]"
+        )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from evals.report import metrics_table
+    from evals.runner import RUNS_DIR, run_suite
+    from evals.suites import SuiteConfig, get_suite
+    from evals.targets import open_target
+
+    get_suite(args.suite)  # an unknown suite fails before connecting to anything
+    options = {}
+    if args.chunk_chars is not None:
+        options["chunk_chars"] = args.chunk_chars
+    config = SuiteConfig(
+        size=args.size,
+        full=args.full,
+        seed=args.seed,
+        corpus=Path(args.corpus).expanduser().resolve(),
+        max_tokens=args.max_tokens,
+        options=options,
+    )
+    target = open_target(args.target, model=args.model, concurrency=args.concurrency)
+    try:
+        outcome = run_suite(
+            args.suite,
+            target,
+            config,
+            out_root=Path(args.out) if args.out else RUNS_DIR,
+            resume=Path(args.resume) if args.resume else None,
+            record=not args.no_record,
+        )
+    finally:
+        target.close()
+    result = outcome.result
+    print(
+        f"\n{result.suite} v{result.suite_version} on {result.model}: "
+        f"{len(result.rows)} items, {result.errors} errors, {result.duration_s:.1f} s"
+    )
+    print(metrics_table(result))
+    print(f"\nresults: {outcome.results_path}\nreport:  {outcome.report_path}")
+    if outcome.model_copy:
+        print(f"model copy: {outcome.model_copy}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from evals.compare import compare_runs, markdown_comparison
+    from evals.results import load_results
+
+    a, b = load_results(args.a), load_results(args.b)
+    text = markdown_comparison(compare_runs(a, b), args.a, args.b, limit=args.limit)
+    _emit(text, args.out)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from evals.report import markdown_report, runs_table
+    from evals.results import load_results
+    from evals.runner import RUNS_DIR, list_runs
+
+    if args.runs:
+        text = "\n".join(markdown_report(load_results(r)) for r in args.runs)
+    else:
+        root = Path(args.root) if args.root else RUNS_DIR
+        runs = list_runs(root)
+        if not runs:
+            raise EvalError(f"no runs under {root}; run one with `python -m evals run SUITE ...`")
+        text = runs_table([(r.name, load_results(r)) for r in runs]) + "\n"
+    _emit(text, args.out)
+    return 0
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}")
+    else:
+        print(text, end="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from evals.suites.base import DEFAULT_CORPUS
+
+    parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="the suites, their versions and default sizes").set_defaults(
+        run=_list
+    )
+
+    run = sub.add_parser("run", help="run a suite on a server or a checkpoint folder")
+    run.add_argument("suite", help="suite name (see `python -m evals list`)")
+    run.add_argument(
+        "--target", default="127.0.0.1:50051", help="HOST:PORT of a server, or a checkpoint folder"
+    )
+    run.add_argument("--model", default="", help="model name on the server (default: its default)")
+    run.add_argument("--concurrency", type=int, default=1, help="requests in flight (server)")
+    run.add_argument("--size", type=int, default=None, help="items to run (default: small)")
+    run.add_argument("--full", action="store_true", help="every item the suite has")
+    run.add_argument("--seed", type=int, default=0, help="which items, in which order")
+    run.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus folder (test split)")
+    run.add_argument("--max-tokens", type=int, default=None, help="answer length (generation)")
+    run.add_argument("--chunk-chars", type=int, default=None, help="perplexity chunk size")
+    run.add_argument("--out", default=None, help="folder for run folders (default runs/evals)")
+    run.add_argument("--resume", default=None, help="continue an interrupted run folder")
+    run.add_argument(
+        "--no-record", action="store_true", help="do not copy results into the model's evals/"
+    )
+    run.set_defaults(run=_run)
+
+    compare = sub.add_parser("compare", help="per-metric deltas and changed items of two runs")
+    compare.add_argument("a", help="run folder or results.json (before)")
+    compare.add_argument("b", help="run folder or results.json (after)")
+    compare.add_argument("--limit", type=int, default=20, help="changed items to list")
+    compare.add_argument("--out", default=None, help="write the markdown here")
+    compare.set_defaults(run=_compare)
+
+    report = sub.add_parser("report", help="markdown report of runs (default: all runs)")
+    report.add_argument("runs", nargs="*", help="run folders (default: a table of every run)")
+    report.add_argument("--root", default=None, help="where runs live (default runs/evals)")
+    report.add_argument("--out", default=None, help="write the markdown here")
+    report.set_defaults(run=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from evals.runner import EvalInterrupted
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except EvalInterrupted as error:
+        print(f"{error}", file=sys.stderr)
+        return 130
+    except EvalError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
