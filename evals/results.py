@@ -156,11 +156,12 @@ class RunResult:
     def from_json(cls, data: dict) -> RunResult:
         data = dict(data)
         data.pop("errors", None)
+        rows = [Row.from_json(r) for r in data.pop("items")]
         return cls(
             **{
                 **data,
+                "rows": rows,
                 "metrics": [MetricSpec(**m) for m in data["metrics"]],
-                "rows": [Row.from_json(r) for r in data.pop("items")],
                 "aggregates": {k: Aggregate(**v) for k, v in data.get("aggregates", {}).items()},
             }
         )

@@ -1,0 +1,87 @@
+"""The Score and RecordEval RPCs on a real server process (tiny models)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import grpc
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from backend.client import ChatClient
+
+
+@pytest.fixture(scope="module")
+def client(tiny_server):
+    with ChatClient(tiny_server.target) as c:
+        yield c
+
+
+def test_score_matches_a_direct_forward_pass(client, tiny_model_dir):
+    response = client.score(
+        ["The quick brown fox.", "héllo wörld 🎉"], context="Say:", model="tiny"
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    context = [tokenizer.bos_token_id, *tokenizer("Say:", add_special_tokens=False)["input_ids"]]
+    assert response.context_tokens == len(context) and response.model == "tiny"
+    for text, scored in zip(
+        ["The quick brown fox.", "héllo wörld 🎉"], response.scores, strict=True
+    ):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([context + ids])).logits[0]
+        logprobs = torch.log_softmax(logits, -1)
+        expected = sum(float(logprobs[len(context) + i - 1, t]) for i, t in enumerate(ids))
+        assert scored.tokens == len(ids)
+        assert scored.logprob == pytest.approx(expected, abs=1e-3)
+
+
+def test_score_with_a_chat_context_uses_the_chat_template(client):
+    chat = client.score(["Paris"], messages=[{"role": "user", "content": "Capital?"}])
+    raw = client.score(["Paris"], context="Capital?")
+    # ChatML: <|im_start|>user\nCapital?<|im_end|>\n<|im_start|>assistant\n
+    assert chat.context_tokens > raw.context_tokens
+    assert chat.scores[0].tokens == raw.scores[0].tokens
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"continuations": []}, "continuations: give 1 to 32"),
+        ({"continuations": [""]}, "continuations[0]: must be 1 to"),
+        ({"continuations": ["x"], "context": "a", "messages": [{"role": "user", "content": "b"}]},
+         "not both"),
+        ({"continuations": ["word " * 6000]}, "beyond the model's context of 4096"),
+        ({"continuations": ["x"], "model": "missing"}, "unknown model 'missing'"),
+    ],
+)  # fmt: skip
+def test_bad_score_requests_are_refused(client, kwargs, message):
+    with pytest.raises(grpc.RpcError) as info:
+        client.score(**kwargs)
+    assert message in info.value.details()
+    expected = grpc.StatusCode.NOT_FOUND if "model" in kwargs else grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.code() == expected
+
+
+def test_record_eval_lands_in_the_card_and_refuses_bad_names(client, tiny_model_dir):
+    path = client.record_eval("rpc-test.json", json.dumps({"suite": "x"}), model="tiny-b")
+    try:
+        card = client.get_model("tiny-b")
+        assert {e.name: json.loads(e.results_json) for e in card.evals}["rpc-test.json"] == {
+            "suite": "x"
+        }
+    finally:
+        os.unlink(path)
+    for name, body, message in [
+        ("../escape.json", "{}", "not a plain file name"),
+        ("notes.txt", "{}", "not a plain file name"),
+        ("ok.json", "[1, 2]", "must be a JSON object"),
+        ("ok.json", "{broken", "not JSON"),
+    ]:
+        with pytest.raises(grpc.RpcError) as info:
+            client.record_eval(name, body, model="tiny-b")
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in info.value.details()
