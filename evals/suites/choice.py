@@ -36,7 +36,7 @@ class Choice(Suite):
     name = "choice"
     version = "1"
     description = "4-way multiple choice on held-out docs, by answer log-likelihood (CORE-style)"
-    default_size = 40
+    default_size = 16
     metrics = [
         MetricSpec("accuracy", "mean", "accuracy", "gold option has the best mean log-prob"),
         MetricSpec("centered_accuracy", "mean", "centered", "(acc - 1/k) / (1 - 1/k); 0 = chance"),

@@ -19,7 +19,7 @@ from evals.suites.base import Item, Suite, SuiteConfig
 from evals.suites.corpus_data import seeded_order, test_questions
 from evals.targets import Target
 
-DEFAULT_MAX_TOKENS = 128
+DEFAULT_MAX_TOKENS = 96
 PASS_F1 = 0.5
 
 
@@ -27,7 +27,7 @@ class DocsQA(Suite):
     name = "docs-qa"
     version = "1"
     description = "held-out documentation questions: token F1, ROUGE-L, exact match"
-    default_size = 20
+    default_size = 10
     metrics = [
         MetricSpec("f1", "mean", "f1", "token F1 against the reference (SQuAD-style)"),
         MetricSpec("rouge_l", "mean", "rouge_l", "ROUGE-L F-measure against the reference"),

@@ -53,7 +53,7 @@ class Perplexity(Suite):
     name = "perplexity"
     version = "1"
     description = "bits per byte on the held-out corpus split (comparable across tokenizers)"
-    default_size = 16
+    default_size = 8
     metrics = [
         MetricSpec(
             "bits_per_byte",
