@@ -1,15 +1,20 @@
-"""Shared fixtures: tiny random models, and real server processes on 127.0.0.1."""
+"""Shared fixtures: tiny random models, real server processes on 127.0.0.1, and the UI in
+headless Chromium."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from backend.launcher import BackendProcess
 from tests.tiny_model import make_tiny_model
+from training.corpus import build_corpus
+from ui.launcher import UiProcess
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -58,3 +63,77 @@ def default_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "default-server.log"
     with BackendProcess(log_path=log) as server:
         yield server
+
+
+# --- Evals: a corpus with held-out pages, and cleaning up what runs record ---------
+
+TOPICS = ["parsers", "sockets", "threads", "archives", "dates", "paths", "queues", "codecs"]
+
+
+@pytest.fixture(scope="session")
+def eval_corpus(tmp_path_factory) -> Path:
+    """A small corpus with enough held-out pages for every corpus suite."""
+    source = tmp_path_factory.mktemp("pages")
+    for i, topic in enumerate(TOPICS):
+        (source / f"{topic}.md").write_text(
+            f"# Working with {topic}\n\n"
+            f"The {topic} module number {i} handles {topic} for the whole program. "
+            f"It was added in release {i + 2} of the library.\n\n"
+            f"## Opening {topic}\n\n"
+            f"Call open_{topic}() with a name to get a handle on {topic}. "
+            f"The handle closes itself when the block ends.\n\n"
+            f"## Errors in {topic}\n\n"
+            f"A failure in {topic} raises {topic.capitalize()}Error with a message. "
+            f"Catch it near the call that opened the {topic}.\n"
+        )
+    out, manifest = build_corpus(str(source), tmp_path_factory.mktemp("corpus") / "c",
+                                 seed=0, val_fraction=0.1, test_fraction=0.6)  # fmt: skip
+    assert manifest["counts"]["test"] >= 4
+    return out
+
+
+@pytest.fixture
+def tiny_evals_dir(tiny_model_dir):
+    """The files RecordEval writes into the tiny model's evals/ are removed afterwards."""
+    folder = tiny_model_dir / "evals"
+    before = set(folder.glob("*.json")) if folder.is_dir() else set()
+    yield folder
+    for path in set(folder.glob("*.json")) - before:
+        path.unlink()
+
+
+# --- The UI in a browser ---------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def ui(tiny_server, tmp_path_factory) -> Iterator[UiProcess]:
+    """A real `python -m ui` process talking to `tiny_server`; shared by the session."""
+    log = tmp_path_factory.mktemp("logs") / "ui.log"
+    with UiProcess(tiny_server.target, log_path=log) as process:
+        yield process
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield page
+    page.close()

@@ -18,41 +18,6 @@ from evals.results import load_results
 from evals.runner import ROWS_FILE, run_suite
 from evals.suites import SuiteConfig
 from evals.targets import CheckpointTarget, LiveTarget
-from training.corpus import build_corpus
-
-TOPICS = ["parsers", "sockets", "threads", "archives", "dates", "paths", "queues", "codecs"]
-
-
-@pytest.fixture(scope="module")
-def eval_corpus(tmp_path_factory) -> Path:
-    """A small corpus with enough held-out pages for every corpus suite."""
-    source = tmp_path_factory.mktemp("pages")
-    for i, topic in enumerate(TOPICS):
-        (source / f"{topic}.md").write_text(
-            f"# Working with {topic}\n\n"
-            f"The {topic} module number {i} handles {topic} for the whole program. "
-            f"It was added in release {i + 2} of the library.\n\n"
-            f"## Opening {topic}\n\n"
-            f"Call open_{topic}() with a name to get a handle on {topic}. "
-            f"The handle closes itself when the block ends.\n\n"
-            f"## Errors in {topic}\n\n"
-            f"A failure in {topic} raises {topic.capitalize()}Error with a message. "
-            f"Catch it near the call that opened the {topic}.\n"
-        )
-    out, manifest = build_corpus(str(source), tmp_path_factory.mktemp("corpus") / "c",
-                                 seed=0, val_fraction=0.1, test_fraction=0.6)  # fmt: skip
-    assert manifest["counts"]["test"] >= 4
-    return out
-
-
-@pytest.fixture
-def model_evals(tiny_model_dir):
-    """The files RecordEval writes into the tiny model's evals/ are removed afterwards."""
-    folder = tiny_model_dir / "evals"
-    before = set(folder.glob("*.json")) if folder.is_dir() else set()
-    yield folder
-    for path in set(folder.glob("*.json")) - before:
-        path.unlink()
 
 
 @pytest.fixture
@@ -63,7 +28,7 @@ def live(tiny_server):
 
 
 def test_docs_qa_on_a_server_writes_results_that_recompute(
-    live, eval_corpus, tmp_path, model_evals, tiny_server
+    live, eval_corpus, tmp_path, tiny_evals_dir, tiny_server
 ):
     config = SuiteConfig(size=4, corpus=eval_corpus, max_tokens=8)
     seen = []
@@ -105,7 +70,7 @@ def test_perplexity_is_bits_per_byte_from_the_rows(live, eval_corpus, tmp_path):
 
 
 def test_choice_matches_between_server_and_checkpoint(
-    live, eval_corpus, tmp_path, tiny_model_dir, model_evals
+    live, eval_corpus, tmp_path, tiny_model_dir, tiny_evals_dir
 ):
     config = SuiteConfig(size=3, corpus=eval_corpus)
     served = run_suite("choice", live, config, out_root=tmp_path, record=False).result
@@ -120,7 +85,7 @@ def test_choice_matches_between_server_and_checkpoint(
         statistics.fmean(r.scores["accuracy"] for r in served.rows)
     )
     # a checkpoint target writes its copy into its own folder
-    assert len(list(model_evals.glob("*-choice-tiny.json"))) == 1
+    assert len(list(tiny_evals_dir.glob("*-choice-tiny.json"))) == 1
 
 
 def test_smoke_passes_on_a_healthy_server(live, tmp_path):

@@ -10,40 +10,15 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.helpers import metric_value, wait_for
 from ui.launcher import UiProcess, free_port
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Waiting for the page (not timing it): generous, since the CPUs are shared.
 expect.set_options(timeout=30_000)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def ui(tiny_server, tmp_path_factory) -> Iterator[UiProcess]:
-    log = tmp_path_factory.mktemp("logs") / "ui.log"
-    with UiProcess(tiny_server.target, log_path=log) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +29,6 @@ def ui_without_backend(tmp_path_factory) -> Iterator[UiProcess]:
     backend = f"127.0.0.1:{free_port()}"
     with UiProcess(backend, host="0.0.0.0", extra_args=["--share"], log_path=log) as process:
         yield process
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    yield page
-    page.close()
 
 
 def open_chat(page: Page, ui: UiProcess, model_info: str = "context") -> None:

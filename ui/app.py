@@ -1,4 +1,4 @@
-"""The Gradio app: one Blocks with a tab per job (Chat today; Evals and Training later).
+"""The Gradio app: one Blocks with a tab per job (Chat, Evals, Training).
 
 Design decisions:
 - The UI reaches the backend only through `backend.client.ChatClient` over gRPC (the proto
@@ -19,9 +19,15 @@ import gradio as gr
 
 from backend.client import ChatClient
 from ui.chat_tab import ClientFactory, build_chat_tab
+from ui.evals_tab import build_evals_tab
+from ui.training_tab import build_training_tab
 
 TabBuilder = Callable[[gr.Blocks, ClientFactory], object]
-TABS: list[tuple[str, TabBuilder]] = [("Chat", build_chat_tab)]
+TABS: list[tuple[str, TabBuilder]] = [
+    ("Chat", build_chat_tab),
+    ("Evals", build_evals_tab),
+    ("Training", build_training_tab),
+]
 
 
 def build_app(backend: str) -> gr.Blocks:

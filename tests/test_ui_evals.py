@@ -1,0 +1,133 @@
+"""The Evals and Training tabs in headless Chromium: a real `python -m ui` process talking
+over gRPC to a real backend process (`tiny_server`). Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from backend.client import ChatClient
+from evals.results import MetricSpec, Row, RunResult
+from evals.runner import run_suite
+from evals.suites import SuiteConfig
+from evals.targets import LiveTarget
+from ui.evals_tab import confusion_figure
+
+pytestmark = pytest.mark.slow
+expect.set_options(timeout=60_000)  # waiting for the page, not timing it: shared CPUs
+
+
+def open_tab(page: Page, ui, name: str) -> None:
+    page.goto(ui.url)
+    page.get_by_role("tab", name=name).click()
+
+
+def choose(page: Page, elem_id: str, value: str) -> None:
+    """Pick a dropdown value: type it to filter the options, take the match."""
+    field = page.locator(f"#{elem_id} input")
+    field.click()
+    field.fill(value)
+    page.locator(f'#{elem_id} [role=option][aria-label="{value}"], '
+                 f'[role=option][aria-label="{value}"]:visible').first.click()  # fmt: skip
+
+
+@pytest.fixture
+def stored_choice_runs(tiny_server, eval_corpus, tiny_evals_dir, tmp_path):
+    """Two `choice` runs stored in the tiny model's evals/ through RecordEval."""
+    outcomes = []
+    for model in ("tiny", "tiny-b"):
+        target = LiveTarget(tiny_server.target, model=model)
+        outcomes.append(run_suite("choice", target, SuiteConfig(size=4, corpus=eval_corpus),
+                                  out_root=tmp_path, record=False))  # fmt: skip
+        target.close()
+    with ChatClient(tiny_server.target) as client:
+        for outcome in outcomes:
+            client.record_eval(outcome.run_dir.name + ".json",
+                               outcome.results_path.read_text(), model="tiny")  # fmt: skip
+    return [f"tiny/{o.run_dir.name}.json" for o in outcomes]
+
+
+def test_evals_tab_runs_smoke_and_shows_stored_runs(
+    page, ui, stored_choice_runs, tiny_evals_dir, artifacts_dir
+):
+    open_tab(page, ui, "Evals")
+    expect(page.locator("#evals-status")).to_contain_text("models served")
+    page.locator("#evals-run").click()
+    expect(page.locator("#evals-status")).to_contain_text("Finished smoke")
+    metrics = page.locator("#evals-metrics")
+    expect(metrics).to_contain_text("pass_rate")
+    expect(metrics).to_contain_text("tiny")
+    items = page.locator("#evals-items")
+    expect(items).to_contain_text("refuses-bad-request")
+    expect(items).to_contain_text("INVALID_ARGUMENT")
+    page.screenshot(path=artifacts_dir / "ui-evals-smoke.png", full_page=True)
+    # the run reached the model's folder through the server
+    assert list(tiny_evals_dir.glob("*-smoke-tiny.json"))
+
+    # a stored classification run, read back over gRPC: items and a confusion matrix
+    choose(page, "evals-inspect", stored_choice_runs[0])
+    expect(items).to_contain_text("accuracy")
+    expect(page.locator("#evals-confusion img")).to_be_visible()
+    page.locator("#evals-failures input").check()
+    page.screenshot(path=artifacts_dir / "ui-evals-choice.png", full_page=True)
+
+    # compare the two stored runs
+    page.get_by_text("Compare two runs").click()
+    choose(page, "evals-compare-a", stored_choice_runs[0])
+    choose(page, "evals-compare-b", stored_choice_runs[1])
+    page.locator("#evals-compare").click()
+    comparison = page.locator("#evals-comparison")
+    expect(comparison).to_contain_text("tiny (A) vs tiny-b (B)")
+    expect(comparison).to_contain_text("accuracy")
+    page.screenshot(path=artifacts_dir / "ui-evals-compare.png", full_page=True)
+
+
+@pytest.fixture
+def training_log(tiny_server):
+    """A fixture training run: metrics.jsonl beside the tiny-b checkpoint, two epochs."""
+    with ChatClient(tiny_server.target) as client:
+        folder = Path(client.get_model("tiny-b").source)
+    path = folder / "metrics.jsonl"
+    rows = [{"step": s, "epoch": s / 5, "tokens_seen": s * 1000, "train_loss": 6 - s * 0.4,
+             "lr": 1e-3 * min(1, s / 3), "tokens_per_second": 900 + s}
+            for s in range(1, 11)]  # fmt: skip
+    for row in rows[4::5]:
+        row["val_loss"] = row["train_loss"] + 0.3
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    yield path
+    path.unlink()
+
+
+def test_training_tab_plots_a_run_and_chats_side_by_side(page, ui, training_log, artifacts_dir):
+    open_tab(page, ui, "Training")
+    expect(page.locator("#training-status")).to_contain_text("metrics.jsonl of:")
+    expect(page.locator("#training-status")).to_contain_text("tiny-b")
+    expect(page.locator("#training-curves img")).to_be_visible()
+    expect(page.locator("#training-summary")).to_contain_text("final train_loss")
+    expect(page.locator("#training-summary")).to_contain_text("2")  # 6 - 10 * 0.4
+    page.get_by_text("tokens seen").click()
+    expect(page.locator("#training-curves img")).to_be_visible()
+    page.screenshot(path=artifacts_dir / "ui-training-curves.png", full_page=True)
+
+    page.fill("#duel-max-tokens input[type=number]", "12")
+    page.fill("#duel-input textarea", "Hello there")
+    page.press("#duel-input textarea", "Enter")
+    for side, model in (("left", "tiny"), ("right", "tiny-b")):
+        answer = page.locator(f"#duel-{side}")
+        expect(answer).to_contain_text("finish")
+        expect(answer).to_contain_text(model)
+        expect(answer).to_contain_text("12 tokens")
+    page.screenshot(path=artifacts_dir / "ui-training-duel.png", full_page=True)
+
+
+def test_confusion_matrix_counts_gold_against_predicted():
+    rows = [Row("1", label="A", prediction="A"), Row("2", label="A", prediction="B"),
+            Row("3", label="B", prediction="B"), Row("4", label="C", error="gone")]  # fmt: skip
+    result = RunResult("choice", "1", "m", {}, {}, [MetricSpec("a", "mean", "a", "")], rows)
+    figure = confusion_figure(result)
+    counts = figure.axes[0].images[0].get_array()
+    assert counts.tolist() == [[1, 1], [0, 1]]  # the errored row is left out
+    assert confusion_figure(RunResult("smoke", "1", "m", {}, {}, [], [Row("x")])) is None

@@ -1,0 +1,245 @@
+"""The Training tab: training curves and final numbers of served models, and a side-by-side
+chat that streams one prompt from two models at once.
+
+Design decisions:
+- Everything comes from `GetModel` cards over gRPC (`metrics` rows from metrics.jsonl,
+  `evals` from evals/, `run_json`), so the tab needs no access to the checkpoint folders.
+- Curves are matplotlib figures (one per quantity: loss, learning rate, tokens/s) against
+  step, tokens seen or FLOPs, picked by the user; an axis whose value a run never logged
+  falls back to the step, and says so in its label. Epoch boundaries are the steps where
+  the integer part of `epoch` changes, drawn as dotted lines in the run's colour.
+- The summary table puts each model's last logged train/val loss next to the newest
+  result of every eval suite found beside it (the suite's first metric), one row a model.
+- The side-by-side chat runs the two streams on two threads and refreshes both answers
+  together at most every 50 ms, so neither model waits for the other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from chat.v1 import chat_pb2
+from evals.errors import EvalError
+from evals.results import parse_results
+from ui.chat_tab import REFRESH_SECONDS, ClientFactory, Reply
+from ui.errors import BACKEND_ERRORS, describe_error
+
+X_AXES = {"step": "step", "tokens seen": "tokens_seen", "FLOPs": "flops"}
+PANELS = [
+    ("loss", ("train_loss", "val_loss")),
+    ("learning rate", ("lr",)),
+    ("tokens/s", ("tokens_per_second",)),
+]
+
+
+def _value(row: chat_pb2.TrainingMetric, name: str) -> float | None:
+    return getattr(row, name) if name == "step" or row.HasField(name) else None
+
+
+def epoch_boundaries(rows: list[chat_pb2.TrainingMetric]) -> list[int]:
+    """Indices of the rows where a new epoch begins (the integer part of `epoch` grows)."""
+    marks, last = [], None
+    for i, row in enumerate(rows):
+        if not row.HasField("epoch"):
+            continue
+        whole = math.floor(row.epoch + 1e-9)
+        if last is not None and whole > last:
+            marks.append(i)
+        last = whole
+    return marks
+
+
+def curves_figure(cards: list[chat_pb2.ModelCard], x_label: str):
+    """Loss, learning rate and tokens/s against the chosen x axis, one colour a model."""
+    figure, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.8))
+    plotted = 0
+    for colour, card in enumerate(cards):
+        rows = list(card.metrics)
+        key = X_AXES[x_label]
+        if key != "step" and not all(r.HasField(key) for r in rows):
+            key = "step"  # the run did not log this axis
+        xs = [_value(r, key) for r in rows]
+        marks = [xs[i] for i in epoch_boundaries(rows)]
+        for ax, (_, fields) in zip(axes, PANELS, strict=True):
+            for field in fields:
+                points = [(x, _value(r, field)) for x, r in zip(xs, rows, strict=True)]
+                points = [(x, y) for x, y in points if y is not None]
+                if points:
+                    style = "--" if field == "val_loss" else "-"
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        style,
+                        color=f"C{colour}",
+                        marker="o" if len(points) < 30 else None,
+                        markersize=3,
+                        label=f"{card.name} {field}",
+                    )
+                    plotted += 1
+            for mark in marks:
+                ax.axvline(mark, color=f"C{colour}", linestyle=":", alpha=0.6)
+        axes[0].set_xlabel(key.replace("_", " "))
+    for ax, (title, _) in zip(axes, PANELS, strict=True):
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure if plotted else None
+
+
+def summary_frame(cards: list[chat_pb2.ModelCard]) -> pd.DataFrame:
+    rows = []
+    for card in cards:
+        row: dict[str, Any] = {
+            "model": card.name,
+            "parameters (M)": round(card.parameters / 1e6, 2),
+        }
+        for field in ("train_loss", "val_loss", "tokens_seen"):
+            logged = [getattr(m, field) for m in card.metrics if m.HasField(field)]
+            row[f"final {field}"] = logged[-1] if logged else None
+        if card.run_json:
+            final = json.loads(card.run_json).get("final_metrics", {})
+            row.update({f"run {k}": v for k, v in final.items() if isinstance(v, int | float)})
+        newest: dict[str, tuple[str, str, float | None]] = {}
+        for stored in card.evals:
+            try:
+                result = parse_results(stored.results_json, stored.name)
+            except EvalError:
+                continue
+            spec = result.metrics[0]
+            value = result.aggregates[spec.name].value if spec.name in result.aggregates else None
+            if result.suite not in newest or result.started_at > newest[result.suite][0]:
+                newest[result.suite] = (result.started_at, spec.name, value)
+        for suite, (_, metric, value) in sorted(newest.items()):
+            row[f"{suite} {metric}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class TrainingTab:
+    def __init__(self, app: gr.Blocks, client_factory: ClientFactory) -> None:
+        self.client_factory = client_factory
+        with gr.Row():
+            self.models = gr.CheckboxGroup([], label="Models", elem_id="training-models", scale=4)
+            self.x_axis = gr.Radio(
+                list(X_AXES), value="step", label="x axis", elem_id="training-x-axis"
+            )
+            self.refresh = gr.Button("Refresh", elem_id="training-refresh", scale=1)
+        self.status = gr.Markdown(elem_id="training-status")
+        self.curves = gr.Plot(label="Training curves", format="png", elem_id="training-curves")
+        self.summary = gr.Dataframe(
+            label="Final metrics and eval results", elem_id="training-summary", interactive=False
+        )
+        with gr.Accordion("Side-by-side chat", open=True):
+            with gr.Row():
+                self.left_model = gr.Dropdown([], label="Left model", elem_id="duel-left-model")
+                self.right_model = gr.Dropdown([], label="Right model", elem_id="duel-right-model")
+            self.prompt = gr.Textbox(
+                placeholder="One prompt, sent to both models",
+                show_label=False,
+                elem_id="duel-input",
+            )
+            self.max_tokens = gr.Slider(
+                1, 1024, value=128, step=1, label="Max tokens", elem_id="duel-max-tokens"
+            )
+            with gr.Row():
+                self.left = gr.Markdown(elem_id="duel-left", min_height=120)
+                self.right = gr.Markdown(elem_id="duel-right", min_height=120)
+        self.refresh.click(
+            self.load, None, [self.models, self.left_model, self.right_model, self.status]
+        )
+        app.load(self.load, None, [self.models, self.left_model, self.right_model, self.status])
+        gr.on(
+            [self.models.change, self.x_axis.change],
+            self.show,
+            [self.models, self.x_axis],
+            [self.curves, self.summary, self.status],
+        )
+        self.prompt.submit(
+            self.duel,
+            [self.prompt, self.left_model, self.right_model, self.max_tokens],
+            [self.left, self.right],
+            concurrency_limit=None,
+        )
+
+    def load(self) -> tuple[Any, ...]:
+        client = self.client_factory()
+        try:
+            listing = client.list_models()
+        except BACKEND_ERRORS as error:
+            return gr.skip(), gr.skip(), gr.skip(), describe_error(error, client.target)
+        names = [m.name for m in listing.models]
+        right = names[1] if len(names) > 1 else names[0]
+        return (
+            gr.CheckboxGroup(choices=names, value=names),
+            gr.Dropdown(choices=names, value=names[0]),
+            gr.Dropdown(choices=names, value=right),
+            "",
+        )
+
+    def show(self, models: list[str], x_label: str) -> tuple[Any, Any, str]:
+        client = self.client_factory()
+        try:
+            cards = [client.get_model(name) for name in models]
+        except BACKEND_ERRORS as error:
+            return None, None, describe_error(error, client.target)
+        logged = [c.name for c in cards if c.metrics]
+        status = (
+            f"Curves from metrics.jsonl of: {', '.join(logged)}."
+            if logged
+            else "None of these models has a training log (metrics.jsonl)."
+        )
+        return curves_figure(cards, x_label), summary_frame(cards), status
+
+    def duel(self, prompt: str, left: str, right: str, max_tokens: float) -> Iterator[tuple]:
+        if not prompt.strip():
+            yield "Type a prompt first.", ""
+            return
+        client = self.client_factory()
+        replies = [Reply(), Reply()]
+        errors: list[str | None] = [None, None]
+        sampling = {"temperature": 0.0, "max_tokens": int(max_tokens)}
+
+        def read(side: int, model: str) -> None:
+            try:
+                for event in client.chat(prompt, model=model, sampling=sampling):
+                    replies[side].apply(event)
+            except BACKEND_ERRORS as error:
+                errors[side] = describe_error(error, client.target)
+
+        threads = [
+            threading.Thread(target=read, args=(i, m), daemon=True)
+            for i, m in enumerate((left, right))
+        ]
+        for thread in threads:
+            thread.start()
+        models = (left, right)
+        while any(t.is_alive() for t in threads):
+            time.sleep(REFRESH_SECONDS)
+            yield tuple(_render(m, r, e) for m, r, e in zip(models, replies, errors, strict=True))
+        yield tuple(
+            _render(m, r, e, done=True) for m, r, e in zip(models, replies, errors, strict=True)
+        )
+
+
+def _render(model: str, reply: Reply, error: str | None, done: bool = False) -> str:
+    footer = error or (reply.usage_line() if done else "…")
+    return f"**{reply.model or model}**\n\n{reply.text}\n\n{footer}"
+
+
+def build_training_tab(app: gr.Blocks, client_factory: ClientFactory) -> TrainingTab:
+    """Lay out the Training tab inside the current `gr.Tab` and wire its events."""
+    return TrainingTab(app, client_factory)
