@@ -199,3 +199,21 @@ def test_cli_run_prints_the_table_and_report_lists_runs(tiny_server, eval_corpus
     assert "perplexity v1 on tiny-b: 2 items, 0 errors" in out and "| bits_per_byte |" in out
     assert evals_main(["report", "--root", str(tmp_path)]) == 0
     assert "| perplexity v1 | tiny-b | 2 |" in capsys.readouterr().out
+
+
+def test_checkpoint_target_loads_a_peft_adapter_onto_its_base(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(tmp_path / "adapter")  # names tiny_model_dir as its base
+    adapter = CheckpointTarget(tmp_path / "adapter")
+    plain = CheckpointTarget(tiny_model_dir)
+    assert adapter.describe()["path"].endswith("adapter")
+    # a fresh LoRA (B = 0) leaves the base's outputs unchanged
+    texts = ["héllo wörld", "The quick brown fox."]
+    for a, b in zip(adapter.score(texts), plain.score(texts), strict=True):
+        assert a.tokens == b.tokens and a.logprob == pytest.approx(b.logprob, abs=1e-4)
+    answer = adapter.chat([{"role": "user", "content": "Hi"}], max_tokens=5)
+    assert answer.completion_tokens == 5 and answer.finish_reason == "LENGTH"

@@ -85,3 +85,14 @@ def test_record_eval_lands_in_the_card_and_refuses_bad_names(client, tiny_model_
             client.record_eval(name, body, model="tiny-b")
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in info.value.details()
+
+
+def test_scoring_interleaves_with_a_stream_on_the_engine_thread(client):
+    idle = client.score(["The quick brown fox."], model="tiny").scores[0].logprob
+    stream = client.chat("Tell me a long story", model="tiny", sampling={"max_tokens": 300})
+    events = iter(stream)
+    next(events)  # started: the generation is active on the engine
+    during = client.score(["The quick brown fox."], model="tiny").scores[0].logprob
+    rest = list(events)
+    assert during == pytest.approx(idle, abs=1e-5)  # no state shared with the decode loop
+    assert rest[-1].finished.usage.completion_tokens == 300
