@@ -32,9 +32,9 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
-from rouge_score import rouge_scorer
 from scipy import stats
 
 _ARTICLES = frozenset({"a", "an", "the"})
@@ -78,7 +78,11 @@ class _AnswerTokenizer:
         return answer_tokens(text)
 
 
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_AnswerTokenizer())
+@cache
+def _rouge():
+    from rouge_score import rouge_scorer  # imports nltk (seconds): only when first needed
+
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_AnswerTokenizer())
 
 
 def rouge_l(prediction: str, reference: str) -> float:
@@ -86,7 +90,7 @@ def rouge_l(prediction: str, reference: str) -> float:
     predicted, wanted = answer_tokens(prediction), answer_tokens(reference)
     if not predicted or not wanted:
         return float(predicted == wanted)
-    return _ROUGE.score(reference, prediction)["rougeL"].fmeasure
+    return _rouge().score(reference, prediction)["rougeL"].fmeasure
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ Design decisions:
 - The per-item table is the error-analysis view: one row per item with its scores, input,
   reference and output, filterable to failures (errors and items that did not pass).
 - Suites whose items carry a label and a prediction are classifications: their confusion
-  matrix is drawn with scikit-learn (for `choice`, gold letter against picked letter, which
-  shows a bias towards an option position).
+  matrix (a pandas crosstab, drawn with matplotlib; the UI image has no scikit-learn) is
+  shown, for `choice` gold letter against picked letter, which shows a bias towards an
+  option position.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on a server
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-from sklearn.metrics import ConfusionMatrixDisplay
 
 from evals.compare import compare_runs, markdown_comparison
 from evals.errors import EvalError
@@ -88,11 +89,21 @@ def confusion_figure(result: RunResult | None):
     labelled = [r for r in result.rows if r.label and not r.error] if result else []
     if not labelled:
         return None
-    figure, axes = plt.subplots(figsize=(4.5, 4))
-    ConfusionMatrixDisplay.from_predictions(
-        [r.label for r in labelled], [r.prediction for r in labelled], ax=axes, colorbar=False
+    labels = sorted({r.label for r in labelled} | {r.prediction for r in labelled})
+    counts = pd.crosstab(
+        pd.Categorical([r.label for r in labelled], categories=labels),
+        pd.Categorical([r.prediction for r in labelled], categories=labels),
+        dropna=False,
     )
-    axes.set_title(f"{result.suite} on {result.model}: expected vs predicted")
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    axes.imshow(counts.to_numpy(), cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts.to_numpy()):
+        axes.text(j, i, str(n), ha="center", va="center")
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("expected")
+    axes.set_title(f"{result.suite} on {result.model}")
     figure.tight_layout()
     plt.close(figure)
     return figure
