@@ -6,7 +6,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser proto demo serve ui test lint bench-stream load clean
+.PHONY: setup browser proto demo serve ui test lint bench-stream load clean eval
 
 setup: $(STAMP)
 
@@ -50,6 +50,13 @@ bench-stream: setup
 # Locust against a fresh server with the default model (or LOAD_ARGS="--target HOST:PORT").
 load: setup
 	$(PY) bench/load.py $(LOAD_ARGS)
+
+# Eval suites: `make eval SUITE=docs-qa TARGET=127.0.0.1:50051 ARGS="--size 50"`
+# (TARGET may be a checkpoint folder; `python -m evals list` names the suites).
+SUITE ?= smoke
+TARGET ?= 127.0.0.1:50051
+eval: setup
+	$(PY) -m evals run $(SUITE) --target $(TARGET) $(ARGS)
 
 clean:
 	rm -rf .venv runs test-artifacts

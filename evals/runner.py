@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import re
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -220,7 +221,12 @@ def run_suite(
     results_path = save_results(result, run_dir)
     report_path = run_dir / REPORT_FILE
     report_path.write_text(markdown_report(result))
-    model_copy = target.record(f"{run_dir.name}.json", dumps(result)) if record else None
+    model_copy = None
+    if record:
+        try:
+            model_copy = target.record(f"{run_dir.name}.json", dumps(result))
+        except EvalError as error:  # the run itself is complete and saved: say so, go on
+            tqdm.write(f"warning: {error}; the results stay in {run_dir}", file=sys.stderr)
     artifacts = [results_path, report_path, *([model_copy] if model_copy else [])]
     append_entry(
         "eval",

@@ -66,7 +66,9 @@ class Target(Protocol):
         context: str = "",
         messages: list[dict[str, str]] | None = None,
     ) -> list[Scored]: ...
-    def record(self, name: str, results_json: str) -> str | None: ...
+    def record(self, name: str, results_json: str) -> str:
+        """Store a results file in the model's evals/; EvalError says why it could not."""
+
     def close(self) -> None: ...
 
 
@@ -136,13 +138,11 @@ class LiveTarget:
         )
         return [Scored(s.logprob, s.tokens, s.greedy) for s in response.scores]
 
-    def record(self, name: str, results_json: str) -> str | None:
+    def record(self, name: str, results_json: str) -> str:
         try:
             return self.client.record_eval(name, results_json, model=self.model)
         except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                return None
-            raise
+            raise EvalError(f"the server did not store the results: {rpc_message(error)}") from None
 
     def close(self) -> None:
         self.client.close()
