@@ -14,6 +14,8 @@ MAX_FAILURES = 20
 def fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "n/a"
+    if abs(value) < 1e-12:  # float noise around zero (a centered score at chance)
+        return "0"
     return f"{value:.{digits}g}"
 
 

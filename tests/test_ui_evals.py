@@ -4,6 +4,7 @@ over gRPC to a real backend process (`tiny_server`). Screenshots go to test-arti
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,17 @@ def test_evals_tab_runs_smoke_and_shows_stored_runs(
 
     # a stored classification run, read back over gRPC: items and a confusion matrix
     choose(page, "evals-inspect", stored_choice_runs[0])
+    expect(page.locator("#evals-run-metrics")).to_contain_text("choice v1 on tiny")
+    expect(page.locator("#evals-run-metrics")).to_contain_text("centered_accuracy")
     expect(items).to_contain_text("accuracy")
     expect(page.locator("#evals-confusion img")).to_be_visible()
     page.locator("#evals-failures input").check()
+    # only failures are left: no row passed (the table redraws once the event is done)
+    expect(items.locator("td").filter(has_text=re.compile(r"^\s*pass\s*$"))).to_have_count(0)
+    expect(items).to_contain_text("fail")
+    expect(page.locator("#evals-confusion img")).to_be_visible()
+    page.wait_for_timeout(1000)  # let the redrawn table and plot paint before the screenshot
+    expect(page.locator("#evals-confusion img")).to_be_visible()
     page.screenshot(path=artifacts_dir / "ui-evals-choice.png", full_page=True)
 
     # compare the two stored runs

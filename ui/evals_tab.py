@@ -30,6 +30,7 @@ import pandas as pd
 
 from evals.compare import compare_runs, markdown_comparison
 from evals.errors import EvalError
+from evals.report import metrics_table
 from evals.results import RunResult, parse_results
 from evals.runner import run_suite
 from evals.suites import SUITES, SuiteConfig, get_suite
@@ -73,7 +74,7 @@ def items_frame(result: RunResult | None, failures_only: bool) -> pd.DataFrame:
         [
             {
                 "id": r.id,
-                "passed": "error" if r.error else r.passed,
+                "status": _status(r),
                 **{name: r.scores.get(name) for name in score_names},
                 "input": r.input,
                 "reference": r.reference,
@@ -81,8 +82,14 @@ def items_frame(result: RunResult | None, failures_only: bool) -> pd.DataFrame:
             }
             for r in rows
         ],
-        columns=["id", "passed", *score_names, "input", "reference", "output"],
+        columns=["id", "status", *score_names, "input", "reference", "output"],
     )
+
+
+def _status(row) -> str:
+    if row.error:
+        return "error"
+    return {True: "pass", False: "fail", None: ""}[row.passed]
 
 
 def confusion_figure(result: RunResult | None):
@@ -151,6 +158,7 @@ class EvalsTab:
         with gr.Row():
             self.inspect = gr.Dropdown([], label="Run to inspect", elem_id="evals-inspect", scale=4)
             self.failures_only = gr.Checkbox(label="Failures only", elem_id="evals-failures")
+        self.run_metrics = gr.Markdown(elem_id="evals-run-metrics")
         self.items = gr.Dataframe(
             label="Items", elem_id="evals-items", interactive=False, wrap=True
         )
@@ -172,13 +180,13 @@ class EvalsTab:
         ).then(
             self.show,
             [self.inspect, self.failures_only, self.session_runs],
-            [self.items, self.confusion],
+            [self.run_metrics, self.items, self.confusion],
         )
         gr.on(
             [self.inspect.change, self.failures_only.change],
             self.show,
             [self.inspect, self.failures_only, self.session_runs],
-            [self.items, self.confusion],
+            [self.run_metrics, self.items, self.confusion],
         )
         self.compare.click(
             self.compare_two, [self.run_a, self.run_b, self.session_runs], self.comparison
@@ -268,8 +276,18 @@ class EvalsTab:
         try:
             result = self._find(key, session_runs)
         except BACKEND_ERRORS:
-            return gr.skip(), gr.skip()
-        return items_frame(result, failures_only), confusion_figure(result)
+            return gr.skip(), gr.skip(), gr.skip()
+        if result is None:
+            return "", items_frame(None, failures_only), None
+        heading = (
+            f"**{result.suite} v{result.suite_version} on {result.model}**, "
+            f"{len(result.rows)} items, {result.errors} errors, {result.started_at}\n\n"
+        )
+        return (
+            heading + metrics_table(result),
+            items_frame(result, failures_only),
+            confusion_figure(result),
+        )
 
     def compare_two(self, key_a: str | None, key_b: str | None, session_runs: Runs) -> str:
         if not key_a or not key_b:

@@ -72,7 +72,7 @@ class Choice(Suite):
         scored = target.score(options, messages=[{"role": "user", "content": question}])
         means = [s.logprob / s.tokens for s in scored]
         outcome = choose(means, gold)
-        chance = 1 / len(options)
+        k = len(options)
         return Row(
             id=item.id,
             input=question + "".join(f"\n{LETTERS[i]}. {o}" for i, o in enumerate(options)),
@@ -80,7 +80,7 @@ class Choice(Suite):
             output=LETTERS[outcome.predicted],
             scores={
                 "accuracy": outcome.credit,
-                "centered": (outcome.credit - chance) / (1 - chance),
+                "centered": (outcome.credit * k - 1) / (k - 1),  # (acc - 1/k) / (1 - 1/k)
             },
             passed=outcome.credit == 1.0,
             label=LETTERS[gold],
