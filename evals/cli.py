@@ -29,7 +29,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from evals.report import metrics_table
-    from evals.runner import RUNS_DIR, run_suite
+    from evals.runner import run_suite
     from evals.suites import SuiteConfig, get_suite
     from evals.targets import open_target
 
@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
             args.suite,
             target,
             config,
-            out_root=Path(args.out) if args.out else RUNS_DIR,
+            out_root=Path(args.out) if args.out else None,
             resume=Path(args.resume) if args.resume else None,
             record=not args.no_record,
         )
@@ -82,12 +82,12 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from evals.report import markdown_report, runs_table
     from evals.results import load_results
-    from evals.runner import RUNS_DIR, list_runs
+    from evals.runner import list_runs, runs_dir
 
     if args.runs:
         text = "\n".join(markdown_report(load_results(r)) for r in args.runs)
     else:
-        root = Path(args.root) if args.root else RUNS_DIR
+        root = Path(args.root) if args.root else runs_dir()
         runs = list_runs(root)
         if not runs:
             raise EvalError(f"no runs under {root}; run one with `python -m evals run SUITE ...`")

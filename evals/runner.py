@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import subprocess
 import sys
@@ -40,7 +41,12 @@ from evals.results import Row, RunResult, dumps, save_results
 from evals.suites import Suite, SuiteConfig, get_suite
 from evals.targets import CheckpointTarget, Target, rpc_message
 
-RUNS_DIR = REPO_ROOT / "runs" / "evals"
+
+def runs_dir() -> Path:
+    """Where run folders go: `$CHATFORGE_EVAL_RUNS` (the tests set it), else runs/evals."""
+    return Path(os.environ.get("CHATFORGE_EVAL_RUNS", REPO_ROOT / "runs" / "evals"))
+
+
 ROWS_FILE = "rows.jsonl"
 RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
@@ -187,7 +193,7 @@ def run_suite(
     suite_name: str,
     target: Target,
     config: SuiteConfig | None = None,
-    out_root: Path = RUNS_DIR,
+    out_root: Path | None = None,
     resume: Path | None = None,
     progress: Progress | None = None,
     record: bool = True,
@@ -200,7 +206,9 @@ def run_suite(
     items = suite.items(config)
     if not items:
         raise EvalError(f"suite `{suite.name}` has no items for these settings")
-    run_dir, meta, done = _prepare_run_dir(suite, target, config, Path(out_root), resume)
+    run_dir, meta, done = _prepare_run_dir(
+        suite, target, config, Path(out_root or runs_dir()), resume
+    )
     started = dt.datetime.fromisoformat(meta["started_at"])
     rows = _run_items(suite, target, config, items, done, run_dir / ROWS_FILE, progress)
     finished = dt.datetime.now(dt.UTC)
@@ -258,8 +266,9 @@ def run_on_checkpoint(
         target.close()
 
 
-def list_runs(root: Path = RUNS_DIR) -> list[Path]:
+def list_runs(root: Path | None = None) -> list[Path]:
     """Finished run folders, newest first."""
+    root = root or runs_dir()
     if not root.is_dir():
         return []
     return sorted((p.parent for p in root.glob("*/results.json")), reverse=True)

@@ -20,6 +20,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Test runs must not write into the project's daily-log/.
 os.environ["CHATFORGE_DAILY_LOG"] = tempfile.mkdtemp(prefix="daily-log-")
+# ... nor eval run folders into runs/evals/ (the UI process inherits this too).
+os.environ["CHATFORGE_EVAL_RUNS"] = tempfile.mkdtemp(prefix="eval-runs-")
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
