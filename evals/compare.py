@@ -7,7 +7,8 @@ Design decisions:
 - A delta's interval is a paired bootstrap: the same resampled items in both runs, which is
   far tighter than two independent intervals when the models agree on most items.
 - "Changed" items are those whose pass/fail flipped, or, for suites without pass/fail,
-  whose first per-item score moved; listed biggest change first.
+  whose own value of the first metric moved (a chunk's bits per byte, a request's mean
+  time to first token); listed biggest change first.
 """
 
 from __future__ import annotations
@@ -65,10 +66,15 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
 
 
-def _main_score(row: Row) -> float | None:
+def _main_score(row: Row, spec: MetricSpec) -> float | None:
+    """Pass/fail where the suite has it, else the item's share of the first metric."""
     if row.passed is not None:
         return float(row.passed)
-    return next(iter(row.scores.values()), None)
+    for name in (spec.name, spec.field):
+        if name in row.scores:
+            return row.scores[name]
+    samples = row.samples.get(spec.field)
+    return float(np.mean(samples)) if samples else None
 
 
 def _delta(spec: MetricSpec, rows_a: list[Row], rows_b: list[Row]) -> MetricDelta:
@@ -110,7 +116,7 @@ def compare_runs(a: RunResult, b: RunResult) -> Comparison:
         row_a = by_a.get(item_id)
         if row_a is None or row_a.error or row_b.error:
             continue
-        before, after = _main_score(row_a), _main_score(row_b)
+        before, after = _main_score(row_a, b.metrics[0]), _main_score(row_b, b.metrics[0])
         if before is None or after is None or abs(after - before) < 1e-9:
             continue
         changed.append(

@@ -41,18 +41,17 @@ from evals.results import Row, RunResult, dumps, save_results
 from evals.suites import Suite, SuiteConfig, get_suite
 from evals.targets import CheckpointTarget, Target, rpc_message
 
-
-def runs_dir() -> Path:
-    """Where run folders go: `$CHATFORGE_EVAL_RUNS` (the tests set it), else runs/evals."""
-    return Path(os.environ.get("CHATFORGE_EVAL_RUNS", REPO_ROOT / "runs" / "evals"))
-
-
 ROWS_FILE = "rows.jsonl"
 RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
 MAX_ERRORS = 5
 
 Progress = Callable[[int, int], None]
+
+
+def runs_dir() -> Path:
+    """Where run folders go: `$CHATFORGE_EVAL_RUNS` (the tests set it), else runs/evals."""
+    return Path(os.environ.get("CHATFORGE_EVAL_RUNS", REPO_ROOT / "runs" / "evals"))
 
 
 class EvalInterrupted(EvalError):

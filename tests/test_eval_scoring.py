@@ -108,3 +108,27 @@ def test_percentile_pools_samples_across_items():
     assert aggregate(spec, rows).value == pytest.approx(2.5)
     mean = MetricSpec("mean", "pooled_mean", "gaps", "")
     assert aggregate(mean, rows).value == pytest.approx(4.0)
+
+
+def test_compare_pairs_items_and_ranks_changes_by_the_first_metric():
+    from evals.compare import compare_runs
+    from evals.results import RunResult
+
+    spec = MetricSpec("bits_per_byte", "ratio", "nats", "", denominator="bytes",
+                      higher_is_better=False)  # fmt: skip
+
+    def run(nats: list[float]) -> RunResult:
+        rows = [Row(f"c{i}", scores={"nats": n, "bytes": 10.0, "bits_per_byte": n / 10})
+                for i, n in enumerate(nats)]  # fmt: skip
+        result = RunResult("perplexity", "1", "m", {}, {}, [spec], rows)
+        result.compute_aggregates()
+        return result
+
+    before = run([10.0, 12.0, 14.0, 16.0, 18.0, 20.0])
+    after = run([5.0, 6.0, 7.0, 8.0, 9.0, 20.0])  # better on five chunks, same on one
+    comparison = compare_runs(before, after)
+    (delta,) = comparison.deltas
+    assert delta.delta == pytest.approx(55 / 60 - 90 / 60)
+    assert delta.ci_high < 0 and delta.verdict == "better"  # lower bits per byte is better
+    assert [c.id for c in comparison.changed] == ["c4", "c3", "c2", "c1", "c0"]
+    assert comparison.changed[0].change == pytest.approx(-0.9)

@@ -45,38 +45,22 @@ PROMPTS = [
 ]
 FULL_REQUESTS = 64
 
-_METRICS = []
-for _key, _label in (
-    ("ttft", "time to first token"),
-    ("tpot", "time per output token"),
-    ("itl", "inter-token latency"),
-    ("e2el", "end-to-end latency"),
-):
-    _METRICS += [
-        MetricSpec(
-            f"mean_{_key}_ms",
-            "pooled_mean",
-            f"{_key}_ms",
-            f"mean {_label} (ms)",
-            higher_is_better=False,
-        ),
-        MetricSpec(
-            f"median_{_key}_ms",
-            "percentile",
-            f"{_key}_ms",
-            f"median {_label} (ms)",
-            q=50.0,
-            higher_is_better=False,
-        ),
-        MetricSpec(
-            f"p99_{_key}_ms",
-            "percentile",
-            f"{_key}_ms",
-            f"p99 {_label} (ms)",
-            q=99.0,
-            higher_is_better=False,
-        ),
-    ]
+
+def _latency_metrics() -> list[MetricSpec]:
+    """Mean, median and p99 of each quantity, as vLLM's benchmark prints them."""
+    metrics = []
+    for key, label in (("ttft", "time to first token"), ("tpot", "time per output token"),
+                       ("itl", "inter-token latency"), ("e2el", "end-to-end latency")):  # fmt: skip
+        field = f"{key}_ms"
+        metrics += [
+            MetricSpec(f"mean_{field}", "pooled_mean", field, f"mean {label} (ms)",
+                       higher_is_better=False),
+            MetricSpec(f"median_{field}", "percentile", field, f"median {label} (ms)",
+                       q=50.0, higher_is_better=False),
+            MetricSpec(f"p99_{field}", "percentile", field, f"p99 {label} (ms)",
+                       q=99.0, higher_is_better=False),
+        ]  # fmt: skip
+    return metrics
 
 
 class Latency(Suite):
@@ -86,7 +70,7 @@ class Latency(Suite):
     default_size = len(PROMPTS)
     live_only = True
     metrics = [
-        *_METRICS,
+        *_latency_metrics(),
         MetricSpec("output_tokens", "mean", "output_tokens", "mean output tokens per request"),
     ]
 
