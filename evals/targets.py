@@ -10,7 +10,9 @@ Design decisions:
 - A checkpoint target loads the folder with transformers as it is (the checkpoint
   contract, DESIGN §4), so it needs no server and no registry: a training or fine-tuning
   run can score its own output from Python. A PEFT `adapter/` folder (adapter_config.json)
-  loads through peft onto the base it names. It scores with `backend.logprobs` and writes
+  loads through peft onto the base it names; `quantization` loads the weights through the
+  server's own `backend.model_loader.load_weights`, so a quantized variant is measured
+  exactly as it would be served. It scores with `backend.logprobs` and writes
   with `backend.model_card.record_eval`, the same pure functions the server runs, so a
   model scores the same served or on disk (neither touches the server or its state).
 - Where results land: a checkpoint target writes `evals/NAME` into its own folder; a live
@@ -158,9 +160,16 @@ class CheckpointTarget:
     kind = "checkpoint"
     concurrency = 1  # one model in this process: items run one after another
 
-    def __init__(self, folder: Path | str, model: str = "", device: str = "auto") -> None:
+    def __init__(
+        self, folder: Path | str, model: str = "", device: str = "auto", quantization: str = "none"
+    ) -> None:
+        """`quantization` (none, int8, int8-dynamic, bnb-int8, nf4) loads the weights the way
+        the server does for that registry setting; ValueError when it cannot run here."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+        from transformers import AutoTokenizer, GenerationConfig
+
+        from backend.model_loader import load_weights
+        from backend.registry import ModelSpec
 
         self.folder = Path(folder).expanduser().resolve()
         if not (self.folder / "config.json").is_file() and not self._is_adapter():
@@ -176,13 +185,19 @@ class CheckpointTarget:
         if self._is_adapter():
             from peft import AutoPeftModelForCausalLM
 
+            if quantization != "none":
+                raise ValueError("quantize the merged model, not an adapter folder")
             self.lm = AutoPeftModelForCausalLM.from_pretrained(self.folder, dtype=dtype)
+            self.lm = self.lm.to(self.device)
             base = self.lm.peft_config["default"].base_model_name_or_path
             tokenizer_dir = self.folder if (self.folder / "tokenizer.json").is_file() else base
         else:
-            self.lm = AutoModelForCausalLM.from_pretrained(self.folder, dtype=dtype)
+            spec = ModelSpec(
+                name=self.model, checkpoint=str(self.folder), quantization=quantization
+            )
+            self.lm = load_weights(spec, str(self.folder), self.device, dtype)  # on its device
             tokenizer_dir = self.folder
-        self.lm = self.lm.to(self.device).eval()
+        self.lm.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         eos = {self.tokenizer.eos_token_id} - {None}
         try:

@@ -217,3 +217,13 @@ def test_checkpoint_target_loads_a_peft_adapter_onto_its_base(tiny_model_dir, tm
         assert a.tokens == b.tokens and a.logprob == pytest.approx(b.logprob, abs=1e-4)
     answer = adapter.chat([{"role": "user", "content": "Hi"}], max_tokens=5)
     assert answer.completion_tokens == 5 and answer.finish_reason == "LENGTH"
+
+
+def test_checkpoint_target_loads_quantized_weights_as_the_server_does(tiny_model_dir):
+    plain = CheckpointTarget(tiny_model_dir)
+    dynamic = CheckpointTarget(tiny_model_dir, quantization="int8-dynamic")
+    assert "quantized" in type(dynamic.lm.model.layers[0].mlp.up_proj).__module__
+    (a,), (b,) = plain.score(["The quick brown fox."]), dynamic.score(["The quick brown fox."])
+    assert a.tokens == b.tokens and a.logprob != b.logprob
+    with pytest.raises(ValueError, match="bitsandbytes on a CUDA GPU"):
+        CheckpointTarget(tiny_model_dir, quantization="nf4", device="cpu")
