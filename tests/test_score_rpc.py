@@ -8,9 +8,14 @@ import os
 import grpc
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from backend.client import ChatClient
+from backend.logprobs import continuation_logprobs
+from backend.model_loader import load_models
+from backend.registry import load_registry
+from evals.targets import CheckpointTarget
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +101,24 @@ def test_scoring_interleaves_with_a_stream_on_the_engine_thread(client):
     rest = list(events)
     assert during == pytest.approx(idle, abs=1e-5)  # no state shared with the decode loop
     assert rest[-1].finished.usage.completion_tokens == 300
+
+
+def test_scoring_an_adapter_model_uses_its_adapter(tiny_model_dir, tmp_path):
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(tmp_path / "ada")  # random, non-zero LoRA
+    registry = tmp_path / "models.yaml"
+    registry.write_text(f"models:\n  tiny:\n    checkpoint: {tiny_model_dir}\n"
+                        f"  ada:\n    base: tiny\n    adapter: {tmp_path / 'ada'}\n")  # fmt: skip
+    loaded = {m.name: m for m in load_models(load_registry(registry).models)}
+    engine = loaded["tiny"].engine  # one engine serves the base and its adapter
+    context, continuation = [1, 5, 6, 7], [[8, 9, 10]]
+    try:
+        (served_base,) = engine.submit_score(context, continuation).result(60)
+        (served_ada,) = engine.submit_score(context, continuation, loaded["ada"].adapter).result(60)
+    finally:
+        engine.stop()
+    on_disk = CheckpointTarget(tmp_path / "ada")  # peft onto its base, no server
+    (expected,) = continuation_logprobs(on_disk.lm, context, continuation)
+    assert served_ada.logprob == pytest.approx(expected.logprob, abs=1e-4)
+    assert served_ada.logprob != pytest.approx(served_base.logprob, abs=1e-3)
