@@ -75,7 +75,8 @@ def test_choice_matches_between_server_and_checkpoint(
     config = SuiteConfig(size=3, corpus=eval_corpus)
     served = run_suite("choice", live, config, out_root=tmp_path, record=False).result
     checkpoint = CheckpointTarget(tiny_model_dir, model="tiny")
-    on_disk = run_suite("choice", checkpoint, config, out_root=tmp_path).result
+    stored = run_suite("choice", checkpoint, config, out_root=tmp_path)
+    on_disk = stored.result
     assert [r.id for r in served.rows] == [r.id for r in on_disk.rows]
     for a, b in zip(served.rows, on_disk.rows, strict=True):
         assert a.extra["mean_logprobs"] == pytest.approx(b.extra["mean_logprobs"], abs=1e-4)
@@ -85,7 +86,8 @@ def test_choice_matches_between_server_and_checkpoint(
         statistics.fmean(r.scores["accuracy"] for r in served.rows)
     )
     # a checkpoint target writes its copy into its own folder
-    assert len(list(tiny_evals_dir.glob("*-choice-tiny.json"))) == 1
+    assert Path(stored.model_copy).parent == tiny_evals_dir
+    assert json.loads(Path(stored.model_copy).read_text())["suite"] == "choice"
 
 
 def test_smoke_passes_on_a_healthy_server(live, tmp_path):
