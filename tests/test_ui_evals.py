@@ -140,3 +140,21 @@ def test_confusion_matrix_counts_gold_against_predicted():
     counts = figure.axes[0].images[0].get_array()
     assert counts.tolist() == [[1, 1], [0, 1]]  # the errored row is left out
     assert confusion_figure(RunResult("smoke", "1", "m", {}, {}, [], [Row("x")])) is None
+
+
+def test_epoch_boundaries_and_the_step_fallback_are_drawn():
+    from chat.v1 import chat_pb2
+    from ui.training_tab import curves_figure, epoch_boundaries
+
+    rows = [chat_pb2.TrainingMetric(step=s, epoch=s / 4, train_loss=5 - s / 10)
+            for s in range(1, 10)]  # fmt: skip
+    assert epoch_boundaries(rows) == [3, 7]  # steps 4 and 8 start epochs 1 and 2
+    card = chat_pb2.ModelCard(name="m", metrics=rows)
+    figure = curves_figure([card], "tokens seen")  # never logged: drawn against the step
+    loss = figure.axes[0]
+    assert [line.get_label() for line in loss.lines if not line.get_label().startswith("_")] == [
+        "m train_loss (x = step)"
+    ]
+    dotted = [line.get_xdata()[0] for line in loss.lines if line.get_linestyle() == ":"]
+    assert dotted == [4, 8]
+    assert curves_figure([chat_pb2.ModelCard(name="empty")], "step") is None

@@ -5,8 +5,8 @@ Design decisions:
 - Everything comes from `GetModel` cards over gRPC (`metrics` rows from metrics.jsonl,
   `evals` from evals/, `run_json`), so the tab needs no access to the checkpoint folders.
 - Curves are matplotlib figures (one per quantity: loss, learning rate, tokens/s) against
-  step, tokens seen or FLOPs, picked by the user; an axis whose value a run never logged
-  falls back to the step, and says so in its label. Epoch boundaries are the steps where
+  step, tokens seen or FLOPs, picked by the user; a run that never logged the chosen axis
+  is drawn against its step, and its legend says so. Epoch boundaries are the steps where
   the integer part of `epoch` changes, drawn as dotted lines in the run's colour.
 - The summary table puts each model's last logged train/val loss next to the newest
   result of every eval suite found beside it (the suite's first metric), one row a model.
@@ -69,7 +69,8 @@ def curves_figure(cards: list[chat_pb2.ModelCard], x_label: str):
         rows = list(card.metrics)
         key = X_AXES[x_label]
         if key != "step" and not all(r.HasField(key) for r in rows):
-            key = "step"  # the run did not log this axis
+            key = "step"  # the run did not log this axis: say so in its legend
+        fallback = " (x = step)" if key != X_AXES[x_label] else ""
         xs = [_value(r, key) for r in rows]
         marks = [xs[i] for i in epoch_boundaries(rows)]
         for ax, (_, fields) in zip(axes, PANELS, strict=True):
@@ -84,14 +85,14 @@ def curves_figure(cards: list[chat_pb2.ModelCard], x_label: str):
                         color=f"C{colour}",
                         marker="o" if len(points) < 30 else None,
                         markersize=3,
-                        label=f"{card.name} {field}",
+                        label=f"{card.name} {field}{fallback}",
                     )
                     plotted += 1
             for mark in marks:
                 ax.axvline(mark, color=f"C{colour}", linestyle=":", alpha=0.6)
-        axes[0].set_xlabel(key.replace("_", " "))
     for ax, (title, _) in zip(axes, PANELS, strict=True):
         ax.set_title(title)
+        ax.set_xlabel(x_label)
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
