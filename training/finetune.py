@@ -375,9 +375,11 @@ class FinetuneResult:
 
 def finetune(config: FinetuneConfig) -> FinetuneResult:
     """Train, save and register."""
-    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer
+    from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer, set_seed
 
     check_config(config)
+    # Seed before the adapter's weights are initialised: the Trainer seeds only later.
+    set_seed(config.seed)
     base = resolve_model(config.base)
     name = config.name or _default_name(config)
     out = Path(config.out or REPO_ROOT / "runs" / "finetune" / name).expanduser().resolve()
