@@ -11,6 +11,10 @@ Design decisions:
   callback, which cancels the engine request; the engine notices within one decode step.
 - The service tracks its active streams so the server can drain on SIGTERM: once
   `draining` is set, new calls get UNAVAILABLE while the streams in flight finish.
+- Chat runs one pipeline, in this order: validate -> input guardrails -> retrieve ->
+  drop flagged chunks -> citations and prompt with sources -> cache lookup -> generate ->
+  output guardrails -> cache store. A blocked input never reaches the tokenizer; the
+  cache sits after the guardrails, so it stores and replays only what was safe to send.
 """
 
 from __future__ import annotations
@@ -28,10 +32,19 @@ import grpc
 from backend.detokenize import IncrementalDetokenizer, StopMatcher
 from backend.engine import EngineStoppedError, FinishReason, QueueFullError
 from backend.logprobs import start_token_id
+from backend.guardrails import Guard, Policy, Verdict
 from backend.metrics import ServerMetrics
 from backend.model_card import build_card, record_eval
 from backend.model_loader import LoadedModel
+from backend.response_cache import (
+    CacheConfig,
+    CachedReply,
+    ResponseCache,
+    cache_key,
+    is_deterministic,
+)
 from backend.validation import (
+    MAX_CONTENT_CHARS,
     RequestError,
     ValidScore,
     fit_to_context,
@@ -47,6 +60,31 @@ _FINISH = {
     FinishReason.LENGTH: chat_pb2.LENGTH,
     FinishReason.CANCELLED: chat_pb2.CANCELLED,
 }
+_CACHEABLE = (chat_pb2.STOP, chat_pb2.LENGTH, chat_pb2.STOP_SEQUENCE)
+_ACTIONS = {
+    "allow": chat_pb2.ALLOW,
+    "flag": chat_pb2.FLAG,
+    "redact": chat_pb2.REDACT,
+    "block": chat_pb2.BLOCK,
+}
+STAGES = ("input", "retrieval", "output")
+
+
+def guardrail_event(verdict: Verdict) -> chat_pb2.ChatEvent:
+    """A guardrail finding as a stream event (also used for dropped retrieved chunks)."""
+    return chat_pb2.ChatEvent(
+        guardrail=chat_pb2.GuardrailEvent(
+            action=_ACTIONS[verdict.action],
+            category=verdict.category,
+            reason=verdict.reason,
+            stage=verdict.stage,
+            score=verdict.score,
+        )
+    )
+
+
+def _finished(reason: int, usage: chat_pb2.Usage) -> chat_pb2.ChatEvent:
+    return chat_pb2.ChatEvent(finished=chat_pb2.Finished(finish_reason=reason, usage=usage))
 
 
 class ModelSet:
@@ -86,9 +124,17 @@ def encode_score_context(loaded: LoadedModel, score: ValidScore) -> list[int]:
 
 
 class ChatService(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, models: ModelSet, metrics: ServerMetrics) -> None:
+    def __init__(
+        self,
+        models: ModelSet,
+        metrics: ServerMetrics,
+        guard: Guard | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
         self.models = models
         self.metrics = metrics
+        self.guard = guard or Guard(Policy(), metrics=metrics)
+        self.cache = cache or ResponseCache(CacheConfig())
         self.draining = threading.Event()
         self._active = 0
         self._active_changed = threading.Condition()
@@ -159,22 +205,31 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def Chat(self, request: chat_pb2.ChatRequest, context) -> Iterator[chat_pb2.ChatEvent]:
         received = time.perf_counter()
         request_id = request.request_id or uuid.uuid4().hex
+        prompt_ids: list[int] = []
+        cache_key = replay = generation = None
         with self._admitting(context, "Chat", request.model):
             self._check_accepting()
             loaded = self.models.get(request.model)
             chat = validate_chat(request, loaded.context_length)
+            screen = self.guard.screen_input(chat.messages)
+            collection_version = ""  # the retrieved collection's version, once RAG is on
             if request.rag.enabled:
                 raise RequestError(
                     grpc.StatusCode.NOT_FOUND,
                     "rag: this server has no retrieval collection; start it with a collection "
                     "or send rag.enabled=false",
                 )
-            prompt_ids = loaded.codec.encode_chat(chat.messages)
-            sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
-            generation = loaded.engine.submit(prompt_ids, sampling, loaded.adapter)
+            if not screen.blocked:
+                prompt_ids = loaded.codec.encode_chat(screen.messages)
+                sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
+                cache_key, replay = self._cache_lookup(
+                    loaded.name, screen.messages, sampling, chat.stop, collection_version
+                )
+                if replay is None:
+                    generation = loaded.engine.submit(prompt_ids, sampling, loaded.adapter)
 
         name = loaded.name
-        if not context.add_callback(generation.cancel):
+        if generation is not None and not context.add_callback(generation.cancel):
             generation.cancel()  # the call ended before the callback could be registered
         with self._stream(name, context) as outcome:
             yield chat_pb2.ChatEvent(
@@ -182,49 +237,132 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                     request_id=request_id, model=name, prompt_tokens=len(prompt_ids)
                 )
             )
-            detokenizer = IncrementalDetokenizer(loaded.codec)
-            stops = StopMatcher(chat.stop)
-            pending_tokens = 0
-            first_at = last_at = None
-            for token in generation:
-                now = time.perf_counter()
-                if last_at is not None:
-                    self.metrics.inter_token_latency.labels(name).observe(now - last_at)
-                last_at = now
-                outcome.produced += 1
-                pending_tokens += 1
-                text = stops.feed(detokenizer.add(token))
-                if stops.stopped:
-                    generation.cancel()
-                if text:
-                    if first_at is None:
-                        first_at = now
-                        self.metrics.time_to_first_token.labels(name).observe(now - received)
-                    yield chat_pb2.ChatEvent(
-                        delta=chat_pb2.Delta(text=text, token_count=pending_tokens)
-                    )
-                    pending_tokens = 0
-                if stops.stopped:
-                    break
-            tail = "" if stops.stopped else stops.feed(detokenizer.flush()) + stops.flush()
-            if tail:
+            for verdict in screen.verdicts:
+                yield guardrail_event(verdict)
+            if screen.blocked:
+                outcome.reason = chat_pb2.BLOCKED
                 yield chat_pb2.ChatEvent(
-                    delta=chat_pb2.Delta(text=tail, token_count=pending_tokens)
+                    delta=chat_pb2.Delta(text=self.guard.policy.messages.blocked, token_count=0)
                 )
-            produced = outcome.produced
-            outcome.reason = reason = (
-                chat_pb2.STOP_SEQUENCE
-                if stops.stopped
-                else _FINISH[generation.finish_reason or FinishReason.CANCELLED]
-            )
-            decode_time = (last_at - first_at) if first_at and last_at else 0.0
-            usage = chat_pb2.Usage(
-                prompt_tokens=len(prompt_ids),
-                completion_tokens=produced,
-                time_to_first_token_ms=((first_at or time.perf_counter()) - received) * 1000,
-                tokens_per_second=(produced - 1) / decode_time if decode_time > 0 else 0.0,
-            )
-            yield chat_pb2.ChatEvent(finished=chat_pb2.Finished(finish_reason=reason, usage=usage))
+                yield _finished(chat_pb2.BLOCKED, chat_pb2.Usage())
+                return
+            if replay is not None:
+                yield from self._replay(replay, len(prompt_ids), received, outcome)
+                return
+            recorded: list[bytes] = []
+            for event in self._generate(loaded, generation, chat, screen, received, outcome):
+                if cache_key is not None and not event.HasField("finished"):
+                    recorded.append(event.SerializeToString())
+                yield event
+            if cache_key is not None and outcome.reason in _CACHEABLE:
+                self.cache.put(
+                    cache_key, CachedReply(tuple(recorded), outcome.reason, outcome.produced)
+                )
+
+    def _cache_lookup(self, model, messages, sampling, stop, collection_version):
+        """(key, stored reply): key None when the request is not cacheable."""
+        if not (self.cache.enabled and is_deterministic(sampling)):
+            return None, None
+        key = cache_key(model, messages, sampling, stop, collection_version)
+        replay = self.cache.get(key)
+        counter = self.metrics.cache_misses if replay is None else self.metrics.cache_hits
+        counter.labels(model).inc()
+        return key, replay
+
+    def _replay(self, reply: CachedReply, prompt_tokens: int, received: float, outcome):
+        for raw in reply.events:
+            yield chat_pb2.ChatEvent.FromString(raw)
+        outcome.reason = reply.finish_reason
+        usage = chat_pb2.Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            time_to_first_token_ms=(time.perf_counter() - received) * 1000,
+            cached=True,
+        )
+        yield _finished(reply.finish_reason, usage)
+
+    def _generate(self, loaded, generation, chat, screen, received, outcome):
+        """The model's reply as events: deltas through the output guardrails, then
+        `finished`. Sets `outcome.produced` and `outcome.reason`."""
+        name = loaded.name
+        detokenizer = IncrementalDetokenizer(loaded.codec)
+        stops = StopMatcher(chat.stop)
+        output = self.guard.output_guard(screen.messages)
+        pending_tokens = 0
+        first_at = last_at = None
+        for token in generation:
+            now = time.perf_counter()
+            if last_at is not None:
+                self.metrics.inter_token_latency.labels(name).observe(now - last_at)
+            last_at = now
+            outcome.produced += 1
+            pending_tokens += 1
+            text = stops.feed(detokenizer.add(token))
+            if stops.stopped:
+                generation.cancel()
+            text, verdicts = output.feed(text)
+            yield from map(guardrail_event, verdicts)
+            if output.blocked:
+                generation.cancel()
+                break
+            if text:
+                if first_at is None:
+                    first_at = now
+                    self.metrics.time_to_first_token.labels(name).observe(now - received)
+                yield chat_pb2.ChatEvent(
+                    delta=chat_pb2.Delta(text=text, token_count=pending_tokens)
+                )
+                pending_tokens = 0
+            if stops.stopped:
+                break
+        tail = ""
+        if not output.blocked:
+            if not stops.stopped:
+                tail = stops.feed(detokenizer.flush()) + stops.flush()
+            tail, verdicts = output.feed(tail)
+            rest, more = output.finish()
+            tail += rest
+            yield from map(guardrail_event, verdicts + more)
+        if tail and not output.blocked:
+            yield chat_pb2.ChatEvent(delta=chat_pb2.Delta(text=tail, token_count=pending_tokens))
+        produced = outcome.produced
+        if output.blocked:
+            outcome.reason = reason = chat_pb2.BLOCKED
+        elif stops.stopped:
+            outcome.reason = reason = chat_pb2.STOP_SEQUENCE
+        else:
+            outcome.reason = reason = _FINISH[generation.finish_reason or FinishReason.CANCELLED]
+        decode_time = (last_at - first_at) if first_at and last_at else 0.0
+        usage = chat_pb2.Usage(
+            prompt_tokens=len(generation.prompt_ids),
+            completion_tokens=produced,
+            time_to_first_token_ms=((first_at or time.perf_counter()) - received) * 1000,
+            tokens_per_second=(produced - 1) / decode_time if decode_time > 0 else 0.0,
+        )
+        yield _finished(reason, usage)
+
+    def CheckText(self, request: chat_pb2.CheckTextRequest, context) -> chat_pb2.GuardrailVerdict:
+        with self._admitting(context, "CheckText", ""):
+            self._check_accepting()
+            self.models.get("")  # ready: the guard's classifier loads with the models
+            stage = request.stage or "input"
+            if stage not in STAGES:
+                raise invalid(f"stage: unknown stage {stage!r}; use one of {', '.join(STAGES)}")
+            if not request.text.strip():
+                raise invalid("text: must not be empty")
+            if len(request.text) > MAX_CONTENT_CHARS:
+                raise invalid(
+                    f"text: {len(request.text)} characters, the limit is {MAX_CONTENT_CHARS}"
+                )
+        verdict = self.guard.check_text(request.text, stage)
+        self.metrics.requests.labels("", "CheckText", "OK").inc()
+        return chat_pb2.GuardrailVerdict(
+            action=_ACTIONS[verdict.action],
+            category=verdict.category,
+            score=verdict.score,
+            reason=verdict.reason,
+            redacted_text=verdict.redacted_text,
+        )
 
     def ListModels(self, request, context) -> chat_pb2.ListModelsResponse:
         try:

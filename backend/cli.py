@@ -12,10 +12,14 @@ import sys
 
 import grpc
 
+from backend.guardrails.classifier import ClassifierError
+from backend.guardrails.policy import DEFAULT_POLICY, PolicyError
 from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from backend.guardrails import load_policy
+    from backend.response_cache import CacheConfig
     from backend.server import ServerConfig, serve_forever
 
     registry = load_registry(args.config)
@@ -24,6 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         metrics_port=args.metrics_port,
         grace_seconds=args.grace,
+        policy=load_policy(args.policy),
+        cache=CacheConfig(args.cache_entries, args.cache_mb * 1024 * 1024, args.cache_ttl),
     )
     return serve_forever(registry, config)
 
@@ -63,6 +69,13 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-port", type=int, default=9100, help="Prometheus /metrics port")
     serve.add_argument(
         "--grace", type=float, default=30.0, help="seconds streams may finish on shutdown"
+    )
+    serve.add_argument(
+        "--policy", default=str(DEFAULT_POLICY), help="guardrail policy YAML (guardrails.yaml)"
+    )
+    serve.add_argument(
+        "--cache-entries", type=_non_negative, default=1024, help="response cache size (0: off)"
+    )
+    serve.add_argument("--cache-mb", type=_non_negative, default=64, help="response cache MiB")
+    serve.add_argument(
+        "--cache-ttl", type=float, default=3600.0, help="seconds a cached reply stays valid"
     )
     serve.set_defaults(run=_serve)
 
@@ -99,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except RegistryError as error:
+    except (RegistryError, PolicyError, ClassifierError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except grpc.RpcError as error:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+_GUARD_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+)  # fmt: skip
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
@@ -50,6 +53,33 @@ class ServerMetrics:
         self.active_streams = Gauge(
             "chatforge_active_streams",
             "Chat streams in progress.",
+            ["model"],
+            registry=self.registry,
+        )
+
+        # Guardrails and the response cache (backend/guardrails, backend/response_cache.py).
+        self.guardrail_verdicts = Counter(
+            "chatforge_guardrail_verdicts",
+            "Guardrail findings, by stage (input, retrieval, output), category and action.",
+            ["stage", "category", "action"],
+            registry=self.registry,
+        )
+        self.guard_latency = Histogram(
+            "chatforge_guard_latency_seconds",
+            "Time spent in guardrail checks per request and stage (output: per stream).",
+            ["stage"],
+            buckets=_GUARD_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "chatforge_response_cache_hits",
+            "Deterministic Chat calls answered from the response cache.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cache_misses = Counter(
+            "chatforge_response_cache_misses",
+            "Deterministic Chat calls not found in the response cache.",
             ["model"],
             registry=self.registry,
         )

@@ -27,8 +27,8 @@ Design decisions:
   adapter shares that model's weights, dtype, quantization, device and engine, so it sets
   none of those itself), else a checkpoint folder or a hub id. Adapters may not stack.
 - The file is validated with pydantic, and every error is reported with the file, the line
-  and the problem, found by walking the YAML node tree alongside the error's location, so
-  a typo stops start-up with something a person can fix.
+  and the problem (backend/yaml_config.py), so a typo stops start-up with something a
+  person can fix.
 - `include` lets commands that produce models (training, fine-tuning) register them in a
   file of their own under runs/, so the committed models.yaml is never rewritten by a run.
 """
@@ -38,14 +38,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.yaml_config import load_yaml_model
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
 
@@ -104,50 +99,8 @@ class Registry(BaseModel):
         return defaults[0] if defaults else next(iter(self.models))
 
 
-def _node_at(node: yaml.Node, loc: tuple) -> yaml.Node:
-    """The YAML node that names the deepest key along a pydantic error location."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if k.value == key]
-            if not match:
-                return node
-            key_node, node = match[0]
-            if key == loc[-1] or not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-                return key_node
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
-
-
 def _read_one(path: Path) -> RegistryFile:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read the registry ({exc.strerror})") from None
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RegistryError(f"{path}{line}: not valid YAML: {problem}") from None
-    if data is None:
-        return RegistryFile()
-    if not isinstance(data, dict):
-        raise RegistryError(f"{path}:1: expected a mapping with a `models:` key")
-    try:
-        parsed = RegistryFile.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-            node = _node_at(root, loc)
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            problems.append(f"{path}:{node.start_mark.line + 1}: {where}: {err['msg']}")
-        raise RegistryError("invalid model registry:\n  " + "\n  ".join(problems)) from None
+    parsed = load_yaml_model(path, RegistryFile, RegistryError, "model registry", "a `models:` key")
     for name, spec in parsed.models.items():
         spec.name = name
         for key in ("checkpoint", "gguf", "adapter", "base"):

@@ -20,16 +20,18 @@ import logging
 import signal
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from backend.chat_service import ChatService, ModelSet
+from backend.guardrails import Guard, Policy
 from backend.metrics import ServerMetrics
 from backend.model_loader import load_models
 from backend.registry import Registry
+from backend.response_cache import CacheConfig, ResponseCache
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger("chatforge.server")
@@ -43,6 +45,8 @@ class ServerConfig:
     metrics_port: int = 9100
     grace_seconds: float = 30.0
     max_workers: int = 64
+    policy: Policy = field(default_factory=Policy)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 class ChatServer:
@@ -51,7 +55,9 @@ class ChatServer:
         self.config = config
         self.metrics = ServerMetrics()
         self.models = ModelSet()
-        self.service = ChatService(self.models, self.metrics)
+        # Built before anything listens: a classifier that cannot load stops start-up.
+        guard = Guard.from_policy(config.policy, metrics=self.metrics)
+        self.service = ChatService(self.models, self.metrics, guard, ResponseCache(config.cache))
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.failed = threading.Event()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
