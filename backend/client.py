@@ -169,6 +169,10 @@ class ChatClient:
         request = chat_pb2.RecordEvalRequest(model=model, name=name, results_json=results_json)
         return self.stub.RecordEval(request, timeout=60).path
 
+    def check_text(self, text: str, stage: str = "input") -> chat_pb2.GuardrailVerdict:
+        """The guardrail verdict alone (stage: input, retrieval or output)."""
+        return self.stub.CheckText(chat_pb2.CheckTextRequest(text=text, stage=stage), timeout=30)
+
     def is_serving(self, timeout: float = 2.0) -> bool:
         try:
             response = self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)

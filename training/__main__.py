@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recipe": ("training.recipe", "the whole CPU recipe: data to a registered chat model"),
     "finetune": ("training.finetune", "LoRA / QLoRA / full fine-tuning of a pretrained chat model"),
     "quantize": ("training.quantize", "quantized variants of a checkpoint, with a measured table"),
+    "classifier": ("training.classifier", "train the guardrail attack classifier"),
 }
 
 

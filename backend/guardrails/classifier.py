@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sklearn
 
 ARTIFACT_FILE = "classifier.json"
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
@@ -42,7 +43,9 @@ class AttackClassifier:
     def score(self, texts: list[str]) -> np.ndarray:
         """Probability that each text is a prompt attack."""
         if self.kind == "tfidf-logreg":
-            return self._model.predict_proba(texts)[:, 1]
+            # Validation costs more than the prediction itself for one short text.
+            with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+                return self._model.predict_proba(texts)[:, 1]
         import torch
 
         batch = self._tokenizer(

@@ -166,7 +166,8 @@ INPUT_RULES: tuple[Rule, ...] = (
         "dual-response",
         "jailbreak",
         MEDIUM,
-        r"\b(?:two|2|both) (?:different |separate )?(?:responses|answers|paragraphs|ways)\b",
+        r"\b(?:two|2|both) (?:different |separate |distinct )?(?:responses|answers|personalit"
+        r"(?:y|ies)|personas|entities|modes)\b",
     ),
     _r(
         "hypothetical-frame",
