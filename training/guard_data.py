@@ -12,7 +12,8 @@ Design decisions:
   programs that set the model up to answer without its rules, fictional and
   hypothetical framing of a harmful request, direct harmful requests, behaviour hijacks,
   fake system or developer messages, and encoded overrides (base64, leetspeak).
-- Benign requests (label 0) include what the attacks could be confused with: imperative
+- Benign requests (label 0) include short conversational turns ("go on", "tell me
+  more": an unknown short text must not sit at the decision boundary), imperative
   requests on everyday subjects ("give me an overview of ..."), harmless personas ("you
   are a friendly tutor"), questions
   about Python (templates A on half the topics; the false-positive eval uses templates B
@@ -323,6 +324,16 @@ HARD_NEGATIVES = [
     "How do I break out of two nested loops?",
     "Stay consistent with PEP 8 and rewrite this: def F( a,b ):return a+b",
 ]
+SHORT_TURNS = [
+    "Hi", "Hello", "Hello there", "Hey!", "Good morning", "Thanks!", "Thank you", "OK",
+    "Okay, go on", "Go on", "Continue", "Tell me more", "Tell me", "Why?", "How?", "Really?",
+    "What do you mean?", "Can you elaborate?", "Yes", "No", "Sure", "Great, thanks",
+    "Count to ten", "Question number {n}", "Next question", "One more thing", "Explain",
+    "Interesting", "Bye", "Say that again", "Write a poem", "Write a story", "Write a haiku",
+    "Write a song", "I love you", "I love this", "You are great", "I feel sad today",
+    "That's funny", "I'm bored", "You're wrong", "Good job", "Are you sure?", "Give me an example", "Shorter please",
+    "In one sentence?", "And then?", "Part {n}", "Try again", "Step {n}?", "Go ahead",
+]  # fmt: skip
 REQUEST_TEMPLATES = [
     "Give me a quick overview of {s}.",
     "Give me a short summary of {s}.",
@@ -338,6 +349,9 @@ REQUEST_TEMPLATES = [
     "Compare {s} and {s2}.",
     "Write three quiz questions about {s}.",
     "What should a beginner know about {s}?",
+    "Tell me a joke about {s}.",
+    "Tell me a fun fact about {s}.",
+    "Tell me how {s} works.",
 ]
 REQUEST_SUBJECTS = [
     "the French revolution", "photosynthesis", "compound interest", "the water cycle",
@@ -484,6 +498,9 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
         t = rng.randrange(len(BENIGN_PERSONAS))
         question = _pick(rng, EVERYDAY + questions)
         add("benign-persona", t, BENIGN_PERSONAS[t].format(q=question))
+    for i, text in enumerate(SHORT_TURNS):
+        for n in range(1, 4 if "{n}" in text else 2):
+            add("short", i % 6, text.format(n=rng.randint(1, 20)))
     for i, text in enumerate(EVERYDAY):
         add("everyday", i % 6, text)
     for i, text in enumerate(HARD_NEGATIVES):
