@@ -9,12 +9,14 @@ Design decisions:
   output filter (streaming.py) holds back exactly those characters and nothing more.
 - A match is replaced by a placeholder naming its kind (`[EMAIL]`, `[CARD]`, ...), so the
   model and the reader still see that something was there.
-- Phone numbers need a leading `+` or separators between digit groups: bare digit runs
-  are too often counts, years or ids.
+- Phone numbers need a leading `+` (8 to 15 digits) or at least three separated digit
+  groups (9 to 15 digits): bare digit runs and pairs of groups are too often counts,
+  years, versions or ids.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,7 +29,11 @@ def _digits(text: str) -> str:
 
 
 def _phone_ok(text: str) -> bool:
-    return 8 <= len(_digits(text)) <= 15
+    digits = len(_digits(text))
+    if text.startswith("+"):
+        return 8 <= digits <= 15
+    groups = len([g for g in re.split(r"[ .()-]+", text) if g])
+    return groups >= 3 and 9 <= digits <= 15
 
 
 def _card_ok(text: str) -> bool:

@@ -1,0 +1,95 @@
+"""Scripted chat models: real transformers checkpoints whose greedy reply is a chosen text.
+
+Output guardrails can only be tested end to end if the model says something worth
+filtering (an email address, the system prompt). A random model will not, so these
+models are wired by hand: every decoder layer's output projections are zero, so the
+hidden state at a position is just its token's embedding, and the LM head maps the
+embedding of each token of the script to the next one (the end-of-turn token after the
+last). Whatever the prompt, the greedy reply is the script, token by token, through the
+real engine, detokenizer and server.
+
+A script must not repeat a token (a token has one successor); `make_scripted_models`
+trains one BPE tokenizer on all scripts so that each word becomes one token, and refuses a
+script that still repeats one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from tests.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS, _TEXT
+
+
+def _tokenizer(scripts: list[str]) -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=2000,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator((scripts + _TEXT) * 20, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token="<|im_end|>",
+        bos_token="<|im_start|>",
+        pad_token="<|endoftext|>",
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def make_scripted_models(folder: Path, scripts: dict[str, str]) -> dict[str, Path]:
+    """One checkpoint per script under `folder/NAME`; returns NAME -> folder."""
+    tokenizer = _tokenizer(list(scripts.values()))
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "x"}], add_generation_prompt=True, tokenize=False
+    )
+    start = tokenizer(prompt, add_special_tokens=False)["input_ids"][-1]
+    out = {}
+    for i, (name, script) in enumerate(scripts.items()):
+        ids = tokenizer(script, add_special_tokens=False)["input_ids"]
+        chain = [start, *ids, tokenizer.eos_token_id]
+        if len(set(chain[:-1])) != len(chain) - 1:
+            raise ValueError(f"script {name!r} repeats a token; reword it")
+        out[name] = _save(folder / name, tokenizer, chain, seed=i)
+    return out
+
+
+def _save(folder: Path, tokenizer, chain: list[int], seed: int) -> Path:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        embeddings = model.model.embed_tokens.weight
+        model.lm_head.weight.zero_()
+        for current, following in zip(chain, chain[1:], strict=False):
+            direction = embeddings[current] / embeddings[current].norm()
+            model.lm_head.weight[following] = 20.0 * direction
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
