@@ -20,15 +20,18 @@ from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
 def _serve(args: argparse.Namespace) -> int:
     from backend.guardrails import load_policy
     from backend.response_cache import CacheConfig
-    from backend.server import ServerConfig, serve_forever
 
     registry = load_registry(args.config)
+    policy = load_policy(args.policy)  # both files are checked before torch is imported
+
+    from backend.server import ServerConfig, serve_forever
+
     config = ServerConfig(
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
         grace_seconds=args.grace,
-        policy=load_policy(args.policy),
+        policy=policy,
         cache=CacheConfig(args.cache_entries, args.cache_mb * 1024 * 1024, args.cache_ttl),
     )
     return serve_forever(registry, config)

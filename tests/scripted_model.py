@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from tests.tiny_model import CHATML_TEMPLATE, SPECIAL_TOKENS, _TEXT
+from tests.tiny_model import _TEXT, CHATML_TEMPLATE, SPECIAL_TOKENS
 
 
 def _tokenizer(scripts: list[str]) -> PreTrainedTokenizerFast:

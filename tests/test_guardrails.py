@@ -185,7 +185,8 @@ def test_cache_key_covers_model_messages_sampling_and_collection_version():
 
 def test_cache_bounds_entries_bytes_and_ttl():
     now = [0.0]
-    cache = ResponseCache(CacheConfig(max_entries=2, max_bytes=10_000, ttl_seconds=5), lambda: now[0])
+    config = CacheConfig(max_entries=2, max_bytes=10_000, ttl_seconds=5)
+    cache = ResponseCache(config, lambda: now[0])
     for key in "abc":
         cache.put(key, _reply(key))
     assert cache.get("a") is None and cache.get("c") is not None  # least recent went first

@@ -331,7 +331,8 @@ SHORT_TURNS = [
     "Count to ten", "Question number {n}", "Next question", "One more thing", "Explain",
     "Interesting", "Bye", "Say that again", "Write a poem", "Write a story", "Write a haiku",
     "Write a song", "I love you", "I love this", "You are great", "I feel sad today",
-    "That's funny", "I'm bored", "You're wrong", "Good job", "Are you sure?", "Give me an example", "Shorter please",
+    "That's funny", "I'm bored", "You're wrong", "Good job", "Are you sure?",
+    "Give me an example", "Shorter please",
     "In one sentence?", "And then?", "Part {n}", "Try again", "Step {n}?", "Go ahead",
 ]  # fmt: skip
 REQUEST_TEMPLATES = [
@@ -499,7 +500,7 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
         question = _pick(rng, EVERYDAY + questions)
         add("benign-persona", t, BENIGN_PERSONAS[t].format(q=question))
     for i, text in enumerate(SHORT_TURNS):
-        for n in range(1, 4 if "{n}" in text else 2):
+        for _ in range(3 if "{n}" in text else 1):
             add("short", i % 6, text.format(n=rng.randint(1, 20)))
     for i, text in enumerate(EVERYDAY):
         add("everyday", i % 6, text)

@@ -43,9 +43,13 @@ class AttackClassifier:
     def score(self, texts: list[str]) -> np.ndarray:
         """Probability that each text is a prompt attack."""
         if self.kind == "tfidf-logreg":
-            # Validation costs more than the prediction itself for one short text.
+            # The features through the pipeline's transformers, then the logistic function
+            # by hand: the final step's input validation costs more than the dot product.
             with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
-                return self._model.predict_proba(texts)[:, 1]
+                features = self._model[:-1].transform(texts)
+            linear = self._model[-1]
+            logits = features @ linear.coef_[0] + linear.intercept_[0]
+            return 1.0 / (1.0 + np.exp(-np.asarray(logits).ravel()))
         import torch
 
         batch = self._tokenizer(

@@ -104,6 +104,7 @@ KINDS: dict[str, PiiKind] = {
 # Checked in this order; where two kinds overlap the earlier one wins (a card number is
 # not also reported as a phone number).
 ALL_KINDS = tuple(KINDS)
+_ORDER = {name: i for i, name in enumerate(ALL_KINDS)}
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,8 @@ def scan_pii(
                 hold = min(hold, m.start())
             elif kind.valid is None or kind.valid(m.group()):
                 found.append(PiiMatch(name, m.start(), m.end()))
-    order = {name: i for i, name in enumerate(ALL_KINDS)}
     kept: list[PiiMatch] = []
-    for match in sorted(found, key=lambda m: (order[m.kind], m.start)):
+    for match in sorted(found, key=lambda m: (_ORDER[m.kind], m.start)):
         if all(match.end <= k.start or match.start >= k.end for k in kept):
             kept.append(match)
     for m in sorted(kept, key=lambda m: m.start, reverse=True):

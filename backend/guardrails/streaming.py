@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from backend.guardrails.pii import redact, scan_pii
 
-_CONTEXT_CHARS = 64
+_CONTEXT_CHARS = 24  # the longest look-behind: `password: `
 
 
 @dataclass
