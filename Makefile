@@ -7,6 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup browser proto demo serve ui test lint bench-stream load clean eval
+.PHONY: guard-classifier eval-guard bench-guard
 
 setup: $(STAMP)
 
@@ -27,10 +28,10 @@ browser:
 proto: setup
 	$(PY) proto/generate.py
 
-demo: setup
+demo: setup guard-classifier
 	$(PY) deploy/demo.py
 
-serve: setup
+serve: setup guard-classifier
 	$(PY) -m backend serve
 
 ui: setup
@@ -57,6 +58,17 @@ SUITE ?= smoke
 TARGET ?= 127.0.0.1:50051
 eval: setup
 	$(PY) -m evals run $(SUITE) --target $(TARGET) $(ARGS)
+
+# Guardrails: the attack classifier the default guardrails.yaml names (a seeded TF-IDF run
+# of a few seconds, built once), its recall/false-positive eval and its latency bench.
+guard-classifier: setup
+	@test -f runs/guard/classifier/classifier.json || $(PY) -m training classifier
+
+eval-guard: guard-classifier
+	$(PY) -m evals.guardrail_eval
+
+bench-guard: guard-classifier
+	$(PY) bench/guardrails.py
 
 clean:
 	rm -rf .venv runs test-artifacts

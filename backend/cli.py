@@ -18,11 +18,19 @@ from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from backend.guardrails import load_policy
+    from backend.guardrails import Policy, load_policy
     from backend.response_cache import CacheConfig
 
     registry = load_registry(args.config)
-    policy = load_policy(args.policy)  # both files are checked before torch is imported
+    # Both files are checked before torch is imported. Without --policy the repository's
+    # guardrails.yaml is used, and the built-in defaults (rules only) where there is none.
+    if args.policy is None and not DEFAULT_POLICY.exists():
+        logging.getLogger("chatforge.guardrails").warning(
+            "no %s: built-in guardrail defaults, rules only", DEFAULT_POLICY
+        )
+        policy = Policy()
+    else:
+        policy = load_policy(args.policy or DEFAULT_POLICY)
 
     from backend.server import ServerConfig, serve_forever
 
@@ -92,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace", type=float, default=30.0, help="seconds streams may finish on shutdown"
     )
     serve.add_argument(
-        "--policy", default=str(DEFAULT_POLICY), help="guardrail policy YAML (guardrails.yaml)"
+        "--policy", default=None, help="guardrail policy YAML (default: guardrails.yaml)"
     )
     serve.add_argument(
         "--cache-entries", type=_non_negative, default=1024, help="response cache size (0: off)"

@@ -130,8 +130,11 @@ def measure(client, name: str, stage: str, kind: str, texts: list[str]) -> Row:
     return row
 
 
-def run_eval(client, folder: Path = PUBLIC_EVAL, progress=None) -> tuple[list[Row], list[str]]:
-    """Every row of the eval through `client` (a backend.client.ChatClient)."""
+def run_eval(
+    client, folder: Path = PUBLIC_EVAL, corpus: Path | None = None, progress=None
+) -> tuple[list[Row], list[str]]:
+    """Every row of the eval through `client` (a backend.client.ChatClient); `corpus`, a
+    folder built by `python -m training data`, adds its generated questions as benign."""
     sets, notes = load_public_sets(folder)
     paragraphs = doc_paragraphs()
     jobs: list[tuple[str, str, str, list[str]]] = []
@@ -150,6 +153,11 @@ def run_eval(client, folder: Path = PUBLIC_EVAL, progress=None) -> tuple[list[Ro
             chunks = [plant(a, paragraphs[i % len(paragraphs)]) for i, a in enumerate(attacks)]
             jobs.append((f"bipia_{split} (planted in docs)", "retrieval", "recall", chunks))
     jobs.append(("benign python questions", "input", "fpr", python_questions("B", EVAL_TOPICS)))
+    if corpus is not None:
+        from training.questions import load_questions
+
+        questions = [q.question for q in load_questions(corpus)]
+        jobs.append(("benign corpus questions (training/questions.py)", "input", "fpr", questions))
     jobs.append(("benign doc paragraphs", "retrieval", "fpr", paragraphs))
     rows = []
     for name, stage, kind, texts in jobs:
@@ -178,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", help="a running server (host:port); default: start one")
     parser.add_argument("--policy", default=None, help="policy for the server it starts")
     parser.add_argument("--data", type=Path, default=PUBLIC_EVAL, help="public-eval folder")
+    parser.add_argument(
+        "--corpus", type=Path, default=None, help="a `python -m training data` folder: its "
+        "generated questions are a further benign row",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "evals")
     args = parser.parse_args(argv)
 
@@ -186,6 +198,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.policy and not Path(args.policy).exists():
         print(f"error: --policy {args.policy}: no such file", file=sys.stderr)
+        return 2
+    if args.corpus is not None and not (args.corpus / "questions.jsonl").exists():
+        print(
+            f"error: --corpus {args.corpus}: no questions.jsonl; build it with "
+            "`python -m training data`",
+            file=sys.stderr,
+        )
         return 2
     if not args.data.is_dir():
         print(f"note: {args.data} not found: only the benign rows will run", file=sys.stderr)
@@ -197,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             server = BackendProcess(extra_args=extra + ["--cache-entries", "0"]).start()
         with ChatClient(args.target or server.target) as client:
             started = time.time()
-            rows, notes = run_eval(client, args.data, lambda m: print(m, file=sys.stderr))
+            rows, notes = run_eval(
+                client, args.data, args.corpus, lambda m: print(m, file=sys.stderr)
+            )
     except BackendError as error:
         print(f"error: the server did not start: {error}", file=sys.stderr)
         return 1
