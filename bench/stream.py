@@ -83,7 +83,9 @@ def main() -> None:
     config = SamplingConfig(temperature=0.0, max_tokens=args.max_tokens)
 
     grpc_rows, local_rows = [], []
-    with BackendProcess(args.config) as server, ChatClient(server.target) as client:
+    # The response cache would answer the repeated greedy prompt without decoding: off.
+    server = BackendProcess(args.config, extra_args=["--cache-entries", "0"])
+    with server, ChatClient(server.target) as client:
         run_grpc(client, name, args.max_tokens)  # warm-up: first-call costs on both sides
         run_in_process(loaded, prompt_ids, config)
         for i in range(args.runs):

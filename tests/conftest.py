@@ -24,6 +24,10 @@ os.environ["CHATFORGE_DAILY_LOG"] = tempfile.mkdtemp(prefix="daily-log-")
 os.environ["CHATFORGE_EVAL_RUNS"] = tempfile.mkdtemp(prefix="eval-runs-")
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# The shared servers decode every request: a cached replay would let a test of repeated
+# greedy calls (determinism, concurrency) pass without generating. The cache has its own
+# server in tests/test_guard_server.py.
+NO_CACHE = ["--cache-entries", "0"]
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +59,7 @@ def tiny_registry(tmp_path_factory, tiny_model_dir) -> Path:
 def tiny_server(tiny_registry, tmp_path_factory):
     """A real server process serving the tiny models; shared by the session."""
     log = tmp_path_factory.mktemp("logs") / "tiny-server.log"
-    with BackendProcess(tiny_registry, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=NO_CACHE, log_path=log) as server:
         yield server
 
 
@@ -63,7 +67,7 @@ def tiny_server(tiny_registry, tmp_path_factory):
 def default_server(tmp_path_factory):
     """A real server process with the real default model (SmolLM2-135M-Instruct)."""
     log = tmp_path_factory.mktemp("logs") / "default-server.log"
-    with BackendProcess(log_path=log) as server:
+    with BackendProcess(extra_args=NO_CACHE, log_path=log) as server:
         yield server
 
 
