@@ -215,6 +215,14 @@ RETRIEVAL_RULES: tuple[Rule, ...] = (
         r"reverse|capitals|uppercase)",
     ),
     _r(
+        "your-reply",
+        "indirect_injection",
+        MEDIUM,
+        r"\byour (?:\w+ )?(?:response|reply|answer)s?\b|\b(?:render|provide|write|express|"
+        r"encode|translate|format|rewrite|reverse|scramble|jumble|group|shift)\W+(?:\w+\W+){0,3}?"
+        r"your (?:message|output)\b",
+    ),
+    _r(
         "modify-the-answer",
         "indirect_injection",
         MEDIUM,
