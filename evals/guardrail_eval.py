@@ -28,6 +28,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -241,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         "eval",
         "guardrails: attack recall and false-positive rate",
         {r.name: round(r.rate, 4) for r in rows},
-        [path],
+        [os.path.relpath(path, REPO_ROOT)],
+        command=shlex.join(["python", "-m", "evals.guardrail_eval", *(argv or sys.argv[1:])]),
     )
     return 0
 
