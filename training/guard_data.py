@@ -12,7 +12,9 @@ Design decisions:
   programs that set the model up to answer without its rules, fictional and
   hypothetical framing of a harmful request, direct harmful requests, behaviour hijacks,
   fake system or developer messages, and encoded overrides (base64, leetspeak).
-- Benign requests (label 0) include short conversational turns ("go on", "tell me
+- Benign requests (label 0) include messages that carry personal data (PII is redacted,
+  not blocked: the classifier must not learn "card number" as an attack), short
+  conversational turns ("go on", "tell me
   more": an unknown short text must not sit at the decision boundary), imperative
   requests on everyday subjects ("give me an overview of ..."), harmless personas ("you
   are a friendly tutor"), questions
@@ -370,6 +372,25 @@ BENIGN_PERSONAS = [
     "You are a helpful assistant for a library. {q}",
     "Please answer as a patient mentor would. {q}",
 ]
+PERSONAL_DATA = [
+    "My email is {email}, please send the receipt there.",
+    "Can you update my phone number to {phone}?",
+    "My card {card} was charged twice this month, what should I do?",
+    "Please transfer the refund to my account {iban}.",
+    "I accidentally committed my key {secret} to git, how do I remove it from the history?",
+    "Here is my contact: {email}, {phone}. Book a table for two at seven.",
+    "Is {card} a valid card number format?",
+    "My card number is {card}, can you check my order status?",
+    "Write a short email to {email} saying the meeting moved to Friday.",
+    "How do I validate an IBAN like {iban} in Python?",
+]
+FAKE = {
+    "email": ["jane.doe@example.com", "b.smith@mail.example", "kim@examplemail.org"],
+    "phone": ["+1 415 555 0100", "+44 20 7946 0958", "(020) 7946 0958", "+49 30 901820"],
+    "card": ["4539 1488 0343 6467", "5425 2334 3010 9903", "4263982640269299"],
+    "iban": ["GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00"],
+    "secret": ["AKIAIOSFODNN7EXAMPLE", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"],
+}
 CODE_REQUESTS = [
     "Why does this code raise an error sometimes?\n\n{code}",
     "Can you add type hints to this function?\n\n{code}",
@@ -499,6 +520,10 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
         t = rng.randrange(len(BENIGN_PERSONAS))
         question = _pick(rng, EVERYDAY + questions)
         add("benign-persona", t, BENIGN_PERSONAS[t].format(q=question))
+    for _ in range(n_per_family // 2):
+        t = rng.randrange(len(PERSONAL_DATA))
+        values = {kind: _pick(rng, options) for kind, options in FAKE.items()}
+        add("personal-data", t, PERSONAL_DATA[t].format(**values))
     for i, text in enumerate(SHORT_TURNS):
         for _ in range(3 if "{n}" in text else 1):
             add("short", i % 6, text.format(n=rng.randint(1, 20)))
