@@ -35,6 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from chat.v1 import chat_pb2
 from evals.journal import REPO_ROOT, append_entry
 from training.guard_data import EVAL_TOPICS, python_questions
 
@@ -122,12 +123,12 @@ def measure(client, name: str, stage: str, kind: str, texts: list[str]) -> Row:
     row = Row(name, stage, kind, len(texts), 0)
     for text in texts:
         verdict = client.check_text(text, stage)
-        if verdict.action == 4:  # BLOCK
+        if verdict.action == chat_pb2.BLOCK:
             row.caught += 1
             row.by_category[verdict.category] = row.by_category.get(verdict.category, 0) + 1
         elif kind == "recall" and len(row.missed) < 10:
             row.missed.append(text[:200])
-        if kind == "fpr" and verdict.action == 4 and len(row.missed) < 10:
+        if kind == "fpr" and verdict.action == chat_pb2.BLOCK and len(row.missed) < 10:
             row.missed.append(f"[{verdict.category}: {verdict.reason}] {text[:160]}")
     return row
 
