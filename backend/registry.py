@@ -100,7 +100,9 @@ class Registry(BaseModel):
 
 
 def _read_one(path: Path) -> RegistryFile:
-    parsed = load_yaml_model(path, RegistryFile, RegistryError, "model registry", "a `models:` key")
+    parsed = load_yaml_model(
+        path, RegistryFile, RegistryError, "model registry", "a `models:` key", "registry"
+    )
     for name, spec in parsed.models.items():
         spec.name = name
         for key in ("checkpoint", "gguf", "adapter", "base"):

@@ -27,7 +27,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from backend.chat_service import ChatService, ModelSet
-from backend.guardrails import Guard, Policy
+from backend.guardrails import Guard, Policy, PolicyError
+from backend.guardrails.classifier import ClassifierError
 from backend.metrics import ServerMetrics
 from backend.model_loader import load_models
 from backend.registry import Registry
@@ -55,9 +56,11 @@ class ChatServer:
         self.config = config
         self.metrics = ServerMetrics()
         self.models = ModelSet()
-        # Built before anything listens: a classifier that cannot load stops start-up.
-        guard = Guard.from_policy(config.policy, metrics=self.metrics)
-        self.service = ChatService(self.models, self.metrics, guard, ResponseCache(config.cache))
+        # The policy was checked before the server was built; its classifier loads with the
+        # models, off the path to listening.
+        self.guard = Guard(config.policy, metrics=self.metrics)
+        cache = ResponseCache(config.cache)
+        self.service = ChatService(self.models, self.metrics, self.guard, cache)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.failed = threading.Event()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
@@ -93,6 +96,12 @@ class ChatServer:
 
     def _load_models(self) -> None:
         log.info("loading models: %s", ", ".join(self.registry.models))
+        try:
+            self.guard.load_classifier()
+        except (PolicyError, ClassifierError) as exc:
+            log.error("could not load the guard classifier: %s", exc)
+            self.failed.set()
+            return
         try:
             for loaded in load_models(self.registry.models):
                 log.info("loaded model %s", loaded.name)

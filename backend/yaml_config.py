@@ -37,17 +37,23 @@ def _node_at(node: yaml.Node, loc: tuple) -> yaml.Node:
 
 
 def load_yaml_model(
-    path: Path, schema: type[Model], error: type[Exception], what: str, top_keys: str
+    path: Path,
+    schema: type[Model],
+    error: type[Exception],
+    what: str,
+    top_keys: str,
+    short: str | None = None,
 ) -> Model:
     """Parse and validate `path`; raise `error` naming the file, line and problem.
 
-    `what` names the file's role in messages ("model registry"); `top_keys` says what the
-    top-level mapping should hold, for a file that is not a mapping at all.
+    `what` names the file's role in messages ("model registry"; `short`, if given, in the
+    "cannot read" one); `top_keys` says what the top-level mapping should hold, for a file
+    that is not a mapping at all.
     """
     try:
         text = path.read_text()
     except OSError as exc:
-        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from None
+        raise error(f"{path}: cannot read the {short or what} ({exc.strerror})") from None
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -189,12 +189,14 @@ def test_sampled_requests_bypass_the_cache(guard_server):
 def test_check_text_rpc(guard_server, guard_classifier):
     with ChatClient(guard_server.target, retry=RetryPolicy(attempts=1)) as client:
         benign = client.check_text("How do I read a file line by line in Python?")
+        short = client.check_text("And of Italy?")  # too few words for the classifier
         attack = client.check_text(ATTACK)
         pii = client.check_text("Call +44 20 7946 0958 now", stage="output")
         chunk = client.check_text(POISONED_DOC[3], stage="retrieval")
         with pytest.raises(grpc.RpcError) as info:
             client.check_text("text", stage="somewhere")
     assert (benign.action, benign.category) == (chat_pb2.ALLOW, "")
+    assert short.action == chat_pb2.ALLOW
     assert (attack.action, attack.category) == (chat_pb2.BLOCK, "injection")
     assert attack.score >= 0.9 and "override-instructions" in attack.reason
     assert (pii.action, pii.redacted_text) == (chat_pb2.REDACT, "Call [PHONE] now")

@@ -133,6 +133,14 @@ def test_screen_input_redacts_every_role_and_checks_user_messages():
     assert [v.reason for v in screen.verdicts] == ["1 email", "1 card"]
 
 
+def test_size_limit_is_a_policy_choice():
+    text = "Please summarise this: " + "lorem ipsum " * 10
+    assert Guard(Policy()).check_text(text).action == "allow"  # the API's limits apply
+    verdict = Guard(Policy(input={"max_chars": 50})).check_text(text)
+    assert (verdict.action, verdict.category) == ("block", "oversize")
+    assert verdict.reason == f"{len(text)} characters; the limit is 50"
+
+
 def test_the_default_policy_file_loads():
     policy = load_policy()
     assert policy.categories.pii.action == "redact"

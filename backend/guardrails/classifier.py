@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sklearn
 
 ARTIFACT_FILE = "classifier.json"
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
@@ -43,6 +42,8 @@ class AttackClassifier:
     def score(self, texts: list[str]) -> np.ndarray:
         """Probability that each text is a prompt attack."""
         if self.kind == "tfidf-logreg":
+            import sklearn
+
             # The features through the pipeline's transformers, then the logistic function
             # by hand: the final step's input validation costs more than the dot product.
             with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):

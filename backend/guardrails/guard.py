@@ -75,13 +75,19 @@ class Guard:
         self.policy = policy
         self.classifier = classifier
         self.metrics = metrics
+        self.min_words = policy.classifier.min_words
 
     @classmethod
     def from_policy(cls, policy: Policy, metrics=None) -> Guard:
+        guard = cls(policy, None, metrics)
+        guard.load_classifier()
+        return guard
+
+    def load_classifier(self) -> None:
         """Load the classifier the policy names; without one the rules run alone."""
-        path = policy.classifier_path()
+        path = self.policy.classifier_path()
         if path is None or not path.exists():
-            if policy.classifier.required:
+            if self.policy.classifier.required:
                 raise PolicyError(
                     f"classifier artifact {path} is missing; build it with "
                     "`make guard-classifier` (or set classifier.required: false)"
@@ -92,10 +98,14 @@ class Guard:
                     "(build one with `make guard-classifier`)",
                     path,
                 )
-            return cls(policy, None, metrics)
-        classifier = load_classifier(path)
-        log.info("guard classifier %s (%s) from %s", classifier.kind, classifier.threshold, path)
-        return cls(policy, classifier, metrics)
+            return
+        self.classifier = load_classifier(path)
+        log.info(
+            "guard classifier %s (threshold %s) from %s",
+            self.classifier.kind,
+            self.classifier.threshold,
+            path,
+        )
 
     # Findings ---------------------------------------------------------------------------
 
@@ -107,12 +117,13 @@ class Guard:
 
     def _attack_findings(self, text: str, stage: str) -> list[Verdict]:
         found = []
-        if stage == "input" and len(text) > self.policy.input.max_chars:
+        limit = self.policy.input.max_chars
+        if stage == "input" and limit is not None and len(text) > limit:
             found.append(
                 self._finding(
                     "oversize",
                     1.0,
-                    f"{len(text)} characters; the limit is {self.policy.input.max_chars}",
+                    f"{len(text)} characters; the limit is {limit}",
                     stage,
                 )
             )
@@ -122,7 +133,8 @@ class Guard:
             if score >= (_RULE_THRESHOLD if threshold is None else threshold):
                 names = ", ".join(h.name for h in members)
                 found.append(self._finding(category, score, f"rules: {names}", stage))
-        if self.classifier is not None and stage == "input":
+        words = len(text.split())
+        if self.classifier is not None and stage == "input" and words >= self.min_words:
             score = float(self.classifier.score([text])[0])
             threshold = self.policy.categories.prompt_attack.threshold
             if score >= (self.classifier.threshold if threshold is None else threshold):

@@ -2,10 +2,11 @@
 
 ```yaml
 input:
-  max_chars: 12000                 # a longer user message is an `oversize` finding
+  max_chars: 8000                  # a longer user message is an `oversize` finding
 classifier:
   path: runs/guard/classifier      # relative to this file; missing: rules only
   required: false                  # true: a missing artifact stops start-up
+  min_words: 6                     # shorter texts are left to the rules
 categories:                        # action: block | redact | flag | allow
   injection: {action: block, threshold: 0.5}
   prompt_attack: {action: block}   # the classifier; threshold: the artifact's own
@@ -89,12 +90,17 @@ class Categories(_Strict):
 
 
 class InputLimits(_Strict):
-    max_chars: int = Field(12_000, ge=1)
+    # None: only the API's own limits (32,000 characters a message, the model's context),
+    # which answer INVALID_ARGUMENT; a number blocks longer user messages as `oversize`.
+    max_chars: int | None = Field(None, ge=1)
 
 
 class ClassifierConfig(_Strict):
     path: str | None = None
     required: bool = False
+    # Below this many words a bag of words has too little evidence and sits near its prior
+    # (an unknown three-word follow-up can score 0.6): the rules alone judge such texts.
+    min_words: int = Field(6, ge=1)
 
 
 class Messages(_Strict):
