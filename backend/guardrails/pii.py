@@ -104,6 +104,12 @@ KINDS: dict[str, PiiKind] = {
 # Checked in this order; where two kinds overlap the earlier one wins (a card number is
 # not also reported as a phone number).
 ALL_KINDS = tuple(KINDS)
+# Every complete match, and every partial one that spans more than its last word, holds
+# one of these: a digit, `@`, `+`, `(`, a key prefix or a secret keyword.
+_TRIGGER = regex.compile(
+    r"[\d@+(]|AKIA|gh[pousr]_|github_pat|sk-|xox|AIza|-----|(?i:api|key|secret|token|passw)"
+)
+_TAIL = regex.compile(r"[\w.+-]*\Z")
 _ORDER = {name: i for i, name in enumerate(ALL_KINDS)}
 
 
@@ -130,6 +136,11 @@ def scan_pii(
     returned hold point is its start; complete matches that straddle that point move it
     back to their own start. Without `partial` the hold point is `len(text)`.
     """
+    if partial and not _TRIGGER.search(text):
+        # Nothing here can complete a match; only the trailing run of characters an email
+        # address could start with may still grow into one (the common case, taken in a
+        # fraction of the time the five patterns need).
+        return [], _TAIL.search(text, pos).start()
     hold = len(text)
     found: list[PiiMatch] = []
     for name in kinds:
