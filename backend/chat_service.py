@@ -31,8 +31,8 @@ import grpc
 
 from backend.detokenize import IncrementalDetokenizer, StopMatcher
 from backend.engine import EngineStoppedError, FinishReason, QueueFullError
-from backend.logprobs import start_token_id
 from backend.guardrails import Guard, Policy, Verdict
+from backend.logprobs import start_token_id
 from backend.metrics import ServerMetrics
 from backend.model_card import build_card, record_eval
 from backend.model_loader import LoadedModel
