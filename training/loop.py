@@ -91,7 +91,7 @@ HELP = {
     "seq_len": "tokens per training row (context length)",
     "batch_size": "rows per optimizer step, over all processes",
     "micro_batch_size": "rows per forward/backward; batch/(micro x processes) = accumulation",
-    "epochs": "passes over the training rows (a float; or give --max-steps)",
+    "epochs": "passes over the training rows, a float (1 if neither this nor --max-steps)",
     "max_steps": "optimizer steps (with --epochs, whichever ends first)",
     "lr": "peak AdamW learning rate",
     "muon_lr": "peak Muon learning rate (--optimizer muon: block matrices)",

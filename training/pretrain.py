@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs/scratch/base")
     parser.add_argument("--sample-tokens", type=int, default=120, help="sample length at the end")
     add_model_arguments(parser)
-    add_training_arguments(parser, max_steps=None, epochs=1.0)
+    add_training_arguments(parser)
 
 
 def sample_text(model: GPT, tokenizer, prompt: str, tokens: int, seed: int = 0) -> str:
@@ -195,6 +195,8 @@ def run(args: argparse.Namespace) -> None:
     val_docs = load_documents(args.corpus, "val")
     if not train_docs or not val_docs:
         raise TrainingError(f"{args.corpus} needs train and val documents to pretrain")
+    if args.epochs is None and args.max_steps is None:
+        args.epochs = 1.0
     cfg = config_from_args(args, args.out)
     model_config = model_config_from_args(args, len(tokenizer))
     train_tokens = token_stream(tokenizer, [d.text for d in train_docs])
