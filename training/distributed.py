@@ -51,6 +51,11 @@ class Dist:
             dist.destroy_process_group()
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain process (the one that reports)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def setup(device: str = "auto") -> Dist:
     """Start the process group if torchrun asked for several processes; pick the device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

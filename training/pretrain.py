@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from training.baselines import bits_per_byte, token_byte_lengths, unigram_loss
 from training.batches import TokenRows
 from training.bpe import ENDOFTEXT
 from training.corpus import REPO_ROOT, load_documents, read_manifest
+from training.distributed import is_main_process
 from training.errors import TrainingError
 from training.loop import (
     TrainConfig,
@@ -160,7 +160,10 @@ def judge(
     }
 
 
-def report(kind: str, result: TrainResult, judged: dict, sample: str, out: Path) -> None:
+def report(
+    kind: str, result: TrainResult, headline: str, numbers: dict, sample: str, out: Path
+) -> None:
+    """Print the outcome of a run and append it to the daily log."""
     from evals.journal import append_entry
 
     print(
@@ -168,25 +171,27 @@ def report(kind: str, result: TrainResult, judged: dict, sample: str, out: Path)
         f"(epoch {result.epoch:.2f}, {result.tokens_seen / 1e6:.2f} M tokens, "
         f"{result.duration_s / 60:.1f} min)"
     )
-    print(
-        f"val loss {judged['val_loss']:.4f} nats/token "
-        f"({judged['val_bits_per_byte']:.3f} bits/byte) "
-        f"vs unigram baseline {judged['unigram_val_loss']:.4f} "
-        f"({judged['unigram_bits_per_byte']:.3f} bits/byte) on {judged['val_targets']} tokens"
-    )
+    print(headline)
     print(f"sample:\n{sample}\n")
-    numbers = {
+    common = {
         "status": result.status,
         "steps": result.step,
         "epochs": round(result.epoch, 3),
         "M tokens": result.tokens_seen / 1e6,
         "parameters": result.parameters,
-        "val loss": judged["val_loss"],
-        "unigram val loss": judged["unigram_val_loss"],
-        "val bits/byte": judged["val_bits_per_byte"],
         "minutes": result.duration_s / 60,
     }
-    append_entry(kind, f"{result.parameters / 1e6:.2f}M-parameter GPT", numbers, [out])
+    title = f"{result.parameters / 1e6:.2f}M-parameter GPT"
+    append_entry(kind, title, {**common, **numbers}, [out])
+
+
+def headline(judged: dict) -> str:
+    return (
+        f"val loss {judged['val_loss']:.4f} nats/token "
+        f"({judged['val_bits_per_byte']:.3f} bits/byte) "
+        f"vs unigram baseline {judged['unigram_val_loss']:.4f} "
+        f"({judged['unigram_bits_per_byte']:.3f} bits/byte) on {judged['val_targets']} tokens"
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -229,7 +234,7 @@ def run(args: argparse.Namespace) -> None:
     if result.status == "interrupted":
         print(f"interrupted at step {result.step}; continue with the same command and --resume")
         raise KeyboardInterrupt
-    if not _is_main():
+    if not is_main_process():
         return
     judged = judge(result, cfg, tokenizer, train_tokens, val_rows)
     model = load_trained(cfg.out)
@@ -239,8 +244,9 @@ def run(args: argparse.Namespace) -> None:
     run_json.update(final=judged, sample=sample, result=dataclasses.asdict(result))
     run_json.setdefault("hardware", hardware(torch.device("cpu"), 1))
     write_run_json(cfg.out, run_json)
-    report("pretrain", result, judged, sample, cfg.out)
-
-
-def _is_main() -> bool:
-    return os.environ.get("RANK", "0") == "0"
+    numbers = {
+        "val loss": judged["val_loss"],
+        "unigram val loss": judged["unigram_val_loss"],
+        "val bits/byte": judged["val_bits_per_byte"],
+    }
+    report("pretrain", result, headline(judged), numbers, sample, cfg.out)
