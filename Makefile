@@ -8,6 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup browser proto demo serve ui test lint bench-stream load clean eval
 .PHONY: guard-classifier eval-guard bench-guard
+.PHONY: train-scratch sweep bench-train
 
 setup: $(STAMP)
 
@@ -72,3 +73,16 @@ bench-guard: guard-classifier
 
 clean:
 	rm -rf .venv runs test-artifacts
+
+# --- training from scratch (README: "Train a chat model from scratch") ---
+# data -> tokenizer -> pretrain -> SFT -> export -> runs/models.yaml; resumable, ~15 min idle.
+train-scratch: setup
+	$(PY) -m training recipe
+
+# Several depths at fixed compute budgets: table + PNG plot under runs/sweep/.
+sweep: setup
+	$(PY) -m training sweep
+
+# Our GPT vs transformers' LlamaForCausalLM of the same shape, same loop: tokens/s ratio.
+bench-train: setup
+	$(PY) bench/train.py
