@@ -2,9 +2,10 @@
 
 Both models get the same weights (ours exported through `training.export.to_llama`), the
 same loop (`training.loop.accumulate_gradients`, AdamW, clipping), the same batch and the
-same precision, in the same process; rounds alternate between them so background load hits
-both alike. Prints tokens/s of each and their ratio; on CUDA also model FLOPs utilisation
-(MFU = FLOPs/token x tokens/s / peak bf16 FLOPs). Writes JSON and a daily-log entry.
+same precision, in the same process; rounds alternate between them, in alternating order,
+so background load hits both alike. Prints tokens/s of each and their ratio; on CUDA also
+model FLOPs utilisation (MFU = FLOPs/token x tokens/s / peak bf16 FLOPs). Writes JSON and a
+daily-log entry.
 
     python bench/train.py                    # CPU: a 4-layer, 256-wide model, seq 256
     python bench/train.py --preset gpu-150m  # CUDA: ~150M parameters, seq 1024, bf16 + compile
@@ -119,8 +120,9 @@ def main() -> None:
         for _ in range(args.warmup - 1):
             step(name)
     speeds: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name in models:
+    for round_ in range(args.rounds):
+        order = list(models) if round_ % 2 == 0 else list(reversed(models))  # no order bias
+        for name in order:
             if on_cuda:
                 torch.cuda.synchronize()
             start = time.perf_counter()

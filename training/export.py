@@ -29,6 +29,7 @@ from training.bpe import ENDOFTEXT, IM_END, IM_START
 from training.corpus import REPO_ROOT
 from training.errors import TrainingError
 from training.model import GPT, GPTConfig
+from training.runinfo import shown_path
 
 RUN_FILES = ("run.json", "metrics.jsonl")
 REGISTRY = REPO_ROOT / "runs" / "models.yaml"
@@ -179,5 +180,5 @@ def run(args: argparse.Namespace) -> None:
         "export",
         f"{args.run.name} -> transformers Llama",
         {"registered as": args.register or "-"},
-        [out],
+        [shown_path(out)],
     )

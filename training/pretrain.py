@@ -38,7 +38,7 @@ from training.loop import (
     write_run_json,
 )
 from training.model import GPT, GPTConfig
-from training.runinfo import hardware
+from training.runinfo import shown_path
 
 TOKENIZER_DIR = "tokenizer"
 
@@ -182,7 +182,7 @@ def report(
         "minutes": result.duration_s / 60,
     }
     title = f"{result.parameters / 1e6:.2f}M-parameter GPT"
-    append_entry(kind, title, {**common, **numbers}, [out])
+    append_entry(kind, title, {**common, **numbers}, [shown_path(out)])
 
 
 def headline(judged: dict) -> str:
@@ -242,7 +242,6 @@ def run(args: argparse.Namespace) -> None:
     sample = sample_text(model, tokenizer, prompt, args.sample_tokens, cfg.seed)
     run_json = json.loads((cfg.out / "run.json").read_text())
     run_json.update(final=judged, sample=sample, result=dataclasses.asdict(result))
-    run_json.setdefault("hardware", hardware(torch.device("cpu"), 1))
     write_run_json(cfg.out, run_json)
     numbers = {
         "val loss": judged["val_loss"],

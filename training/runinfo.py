@@ -48,3 +48,12 @@ def hardware(device: torch.device, world: int) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as the daily log shows it: relative to the repository when inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(resolved)

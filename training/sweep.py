@@ -26,6 +26,7 @@ from training.errors import TrainingError
 from training.loop import TrainConfig, train
 from training.model import GPT, GPTConfig
 from training.pretrain import load_tokenizer, token_stream
+from training.runinfo import shown_path
 
 
 def _floats(text: str) -> list[float]:
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "runs/scratch/tokenizer")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs/sweep")
     parser.add_argument("--depths", type=_ints, default=[1, 2, 3], help="e.g. 1,2,3")
-    parser.add_argument("--budgets", type=_floats, default=[1e12, 3e12, 1e13], help="FLOPs")
+    parser.add_argument("--budgets", type=_floats, default=[3e11, 1e12, 3e12], help="FLOPs")
     parser.add_argument("--aspect", type=int, default=64)
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=128)
@@ -194,4 +195,9 @@ def run(args: argparse.Namespace) -> None:
         )["depth"]
         for b in args.budgets
     }
-    append_entry("sweep", f"depths {args.depths} x budgets {args.budgets}", best, [table, plot])
+    append_entry(
+        "sweep",
+        f"depths {args.depths} x budgets {args.budgets}",
+        best,
+        [shown_path(table), shown_path(plot)],
+    )

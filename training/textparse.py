@@ -22,8 +22,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".rst": "rst"}
-SUFFIXES[".txt"] = "txt"
+SUFFIXES = {
+    ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".rst": "rst", ".txt": "txt"
+}  # fmt: skip
 
 
 @dataclass
