@@ -27,7 +27,6 @@ from tests.training.helpers import (
 )
 from training.bpe import train_tokenizer
 from training.corpus import build_corpus, load_documents
-from training.export import register
 from training.pretrain import load_trained
 
 
@@ -187,12 +186,3 @@ def test_export_is_served_by_the_real_server(prepared, tmp_path):
         events = list(client.chat("Widgets?", sampling={"max_tokens": 8, "seed": 1}))
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[0] == "started" and kinds[-1] == "finished" and "delta" in kinds
-
-
-def test_register_keeps_other_entries(tmp_path):
-    registry = tmp_path / "runs" / "models.yaml"
-    registry.parent.mkdir()
-    registry.write_text("models:\n  other:\n    checkpoint: /elsewhere\n    dtype: float32\n")
-    register("mine", tmp_path / "runs" / "scratch" / "chat", registry)
-    text = registry.read_text()
-    assert "other:" in text and "/elsewhere" in text and "checkpoint: scratch/chat" in text

@@ -9,9 +9,10 @@ import pytest
 from tests.tiny_model import make_tokenizer
 from tests.training.helpers import FIXTURE, TINY_MODEL, train_here
 from training.bpe import train_tokenizer
+from training.chat_data import load_jsonl
 from training.corpus import build_corpus, load_documents
 from training.errors import TrainingError
-from training.sft import HANDWRITTEN, encode_conversation, pack, read_conversations
+from training.sft import HANDWRITTEN, encode_and_pack
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -22,36 +23,41 @@ CONVERSATION = [
 ]
 
 
-def test_tokens_are_the_chat_templates_and_only_answers_count():
+def test_rows_hold_the_templates_tokens_and_only_answers_count():
     tokenizer = make_tokenizer()
-    ids, mask = encode_conversation(tokenizer, CONVERSATION)
-    assert ids == list(tokenizer.apply_chat_template(CONVERSATION, tokenize=True)["input_ids"])
-    learned = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
-    assert learned == "A mutable sequence.<|im_end|>An immutable one.<|im_end|>"
+    ids = list(tokenizer.apply_chat_template(CONVERSATION, tokenize=True)["input_ids"])
+    rows, dropped = encode_and_pack(tokenizer, [CONVERSATION], seq_len=len(ids) + 5)
+    assert dropped == 0 and len(rows) == 1
+    assert rows.tokens[0, : len(ids)].tolist() == ids
+    _, targets = rows.get([0])
+    learned = tokenizer.decode([t for t in targets[0].tolist() if t != -100])
+    assert learned == "A mutable sequence.<|im_end|>\nAn immutable one.<|im_end|>\n"
 
 
 def test_packing_keeps_conversations_whole_and_masks_padding():
     tokenizer = make_tokenizer()
     convs = [CONVERSATION[1:3]] * 5
-    length = len(encode_conversation(tokenizer, convs[0])[0])
-    rows, cut = pack(tokenizer, convs, seq_len=2 * length)  # two fit per row
-    assert cut == 0 and len(rows) == 3
+    length = len(tokenizer.apply_chat_template(convs[0], tokenize=True)["input_ids"])
+    rows, dropped = encode_and_pack(tokenizer, convs, seq_len=2 * length)  # two fit per row
+    assert dropped == 0 and len(rows) == 3
     inputs, targets = rows.get([0, 1, 2])
     assert inputs.shape == (3, 2 * length)
     pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     assert (targets[2][rows.tokens[2, 1:] == pad] == -100).all()  # padding never counts
-    _, cut = pack(tokenizer, convs, seq_len=length // 2)
-    assert cut == 5
+    _, dropped = encode_and_pack(tokenizer, convs, seq_len=4)  # no answer fits
+    assert dropped == 5
 
 
 def test_handwritten_set_is_valid_and_bad_files_are_named(tmp_path):
-    convs = read_conversations(HANDWRITTEN)
-    assert len(convs) >= 30
+    convs, skipped = load_jsonl(HANDWRITTEN)
+    assert len(convs) >= 30 and skipped == 0
     assert any("chatforge" in m["content"] for c in convs for m in c)
+    kinds = {json.loads(line)["kind"] for line in HANDWRITTEN.read_text().splitlines()}
+    assert {"identity", "greeting", "refusal", "refusal-harm"} <= kinds
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
-    with pytest.raises(TrainingError, match="bad.jsonl:1: .*assistant"):
-        read_conversations(bad)
+    bad.write_text('{"messages": "hi"}\n')
+    with pytest.raises(TrainingError, match="bad.jsonl:1"):
+        load_jsonl(bad)
 
 
 def test_sft_command_fine_tunes_a_base_run(tmp_path, capsys):
@@ -72,7 +78,7 @@ def test_sft_command_fine_tunes_a_base_run(tmp_path, capsys):
     assert "for the base model before SFT" in printed and "> Who are you?" in printed
     run = json.loads((chat / "run.json").read_text())
     assert run["kind"] == "sft" and run["status"] == "completed" and run["base"] == str(base)
-    assert run["data"]["handwritten"] == f"{len(read_conversations(HANDWRITTEN))} x 1"
+    assert run["data"]["handwritten"] == f"{len(load_jsonl(HANDWRITTEN)[0])} x 1"
     assert run["final"]["val_loss"] > 0 and "Who are you?" in run["samples"]
     assert run["config"]["model"] == json.loads((base / "run.json").read_text())["config"]["model"]
     lines = [json.loads(x) for x in (chat / "conversations.jsonl").read_text().splitlines()]

@@ -12,7 +12,7 @@ Design decisions:
 - It is built in a temporary folder and renamed into place: a half-written export never
   sits where a server could load it.
 - `--register NAME` adds the model to `runs/models.yaml` (which the committed models.yaml
-  includes), never to the committed file itself.
+  includes) through `training.model_registry`, never to the committed file itself.
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-import yaml
 
 from training.bpe import ENDOFTEXT, IM_END, IM_START
-from training.corpus import REPO_ROOT
 from training.errors import TrainingError
 from training.model import GPT, GPTConfig
+from training.model_registry import RUNS_REGISTRY, register
 from training.runinfo import shown_path
 
 RUN_FILES = ("run.json", "metrics.jsonl")
-REGISTRY = REPO_ROOT / "runs" / "models.yaml"
 
 _LAYER_NAMES = {
     "attn_norm.weight": "input_layernorm.weight",
@@ -135,37 +133,12 @@ def export_run(run_dir: Path, out: Path | None = None, weights: str = "best") ->
     return out
 
 
-def register(name: str, checkpoint_dir: Path, registry: Path = REGISTRY) -> Path:
-    """Add or update `name` in the registry file `registry` (paths relative to it)."""
-    registry.parent.mkdir(parents=True, exist_ok=True)
-    data = {}
-    if registry.is_file():
-        data = yaml.safe_load(registry.read_text()) or {}
-        if not isinstance(data, dict):
-            raise TrainingError(f"{registry} is not a mapping with a `models:` key")
-    models = data.setdefault("models", {}) or {}
-    data["models"] = models
-    try:
-        relative = Path(checkpoint_dir).resolve().relative_to(registry.parent.resolve())
-        location = str(relative)
-    except ValueError:
-        location = str(Path(checkpoint_dir).resolve())
-    models[name] = {**(models.get(name) or {}), "checkpoint": location}
-    tmp = registry.with_name(f".{registry.name}.tmp")
-    tmp.write_text(
-        "# Models produced by training runs (included by the committed models.yaml).\n"
-        + yaml.safe_dump(data, sort_keys=False)
-    )
-    tmp.replace(registry)
-    return registry
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=Path, required=True, help="a pretrain or sft run folder")
     parser.add_argument("--out", type=Path, help="export folder (default RUN/hf)")
     parser.add_argument("--weights", choices=["best", "last"], default="best")
     parser.add_argument("--register", metavar="NAME", help="add to runs/models.yaml as NAME")
-    parser.add_argument("--registry", type=Path, default=REGISTRY, help=argparse.SUPPRESS)
+    parser.add_argument("--registry", type=Path, default=RUNS_REGISTRY, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -174,7 +147,7 @@ def run(args: argparse.Namespace) -> None:
     out = export_run(args.run, args.out, args.weights)
     print(f"exported {args.run} -> {out} (LlamaForCausalLM, safetensors, tokenizer, template)")
     if args.register:
-        registry = register(args.register, out, args.registry)
+        registry = register(args.register, {"checkpoint": str(out.resolve())}, args.registry)
         print(f"registered `{args.register}` in {registry}")
     append_entry(
         "export",

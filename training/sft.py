@@ -11,8 +11,9 @@ Extra conversations can be added with `--conversations FILE.jsonl` (`{"messages"
 
 Design decisions:
 - The loss counts assistant tokens only (the answer and its `<|im_end|>`, so the model
-  learns to stop); system and user turns are context. The tokens are the chat template's
-  own rendering, so training sees exactly what the server will feed the model.
+  learns to stop); system and user turns are context. Conversations are read, validated
+  and encoded by `training.chat_data` (shared with LoRA fine-tuning): the tokens are the
+  chat template's own rendering, so training sees exactly what the server will feed.
 - Whole conversations are packed into rows of `seq_len + 1` tokens (padding the rest, which
   counts nowhere), and the loop is the pretraining loop: the same flags, checkpoints and
   resume; only the rows and their mask differ.
@@ -32,7 +33,8 @@ import numpy as np
 from evals.journal import current_command
 from training import distributed
 from training.batches import TokenRows
-from training.bpe import ENDOFTEXT, IM_END, IM_START
+from training.bpe import ENDOFTEXT, IM_END
+from training.chat_data import IGNORE_INDEX, encode_all, load_docs_qa, load_jsonl, sample
 from training.corpus import REPO_ROOT, read_manifest
 from training.distributed import is_main_process
 from training.errors import TrainingError
@@ -44,80 +46,39 @@ from training.loop import (
     write_run_json,
 )
 from training.pretrain import TOKENIZER_DIR, load_tokenizer, load_trained, report
-from training.questions import load_questions
 
 HANDWRITTEN = Path(__file__).resolve().parent / "data" / "sft_handwritten.jsonl"
-ROLES = {"system", "user", "assistant"}
 
 
-def read_conversations(path: Path) -> list[list[dict]]:
-    """Conversations from a JSONL file of `{"messages": [{role, content}, ...]}`."""
-    if not Path(path).is_file():
-        raise TrainingError(f"conversations file {path} not found")
-    conversations = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            messages = json.loads(line)["messages"]
-            ok = all(m["role"] in ROLES and isinstance(m["content"], str) for m in messages)
-        except (ValueError, KeyError, TypeError):
-            ok = False
-        if not ok or not any(m["role"] == "assistant" for m in messages):
-            raise TrainingError(
-                f'{path}:{number}: expected {{"messages": [{{"role": system|user|assistant, '
-                '"content": str}, ...]}} with at least one assistant turn'
-            )
-        conversations.append(messages)
-    return conversations
-
-
-def qa_conversations(corpus: Path, split: str, limit: int | None, seed: int) -> list[list[dict]]:
-    pairs = sorted(load_questions(corpus, split), key=lambda q: q.id)
-    random.Random(seed).shuffle(pairs)
-    return [
-        [{"role": "user", "content": q.question}, {"role": "assistant", "content": q.answer}]
-        for q in pairs[:limit]
-    ]
-
-
-def encode_conversation(tokenizer, messages: list[dict]) -> tuple[list[int], list[bool]]:
-    """Token ids of the chat-template rendering, and which of them are assistant targets."""
-    ids: list[int] = []
-    mask: list[bool] = []
-    for message in messages:
-        head = tokenizer.encode(f"{IM_START}{message['role']}\n", add_special_tokens=False)
-        body = tokenizer.encode(message["content"], add_special_tokens=False)
-        tail = tokenizer.encode(f"{IM_END}\n", add_special_tokens=False)
-        learn = message["role"] == "assistant"
-        ids += head + body + tail
-        # the answer and its end-of-turn token are learned; the newline after it is not
-        mask += [False] * len(head) + [learn] * (len(body) + 1) + [False] * (len(tail) - 1)
-    return ids, mask
-
-
-def pack(tokenizer, conversations: list[list[dict]], seq_len: int) -> tuple[TokenRows, int]:
-    """Greedy packing of whole conversations into rows; returns rows and how many were cut."""
-    pad = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+def pack(encoded: list[dict], seq_len: int, pad_id: int) -> TokenRows:
+    """Greedy packing of whole encoded conversations (`chat_data.encode_all` rows, already
+    cut to seq_len + 1 tokens) into rows; padding never counts in the loss."""
     width = seq_len + 1
-    rows, masks, truncated = [], [], 0
+    rows: list[list[int]] = []
+    masks: list[list[bool]] = []
     row_ids: list[int] = []
     row_mask: list[bool] = []
-    for messages in conversations:
-        ids, mask = encode_conversation(tokenizer, messages)
-        if len(ids) > width:
-            ids, mask, truncated = ids[:width], mask[:width], truncated + 1
+    for item in encoded:
+        ids = item["input_ids"]
+        mask = [label != IGNORE_INDEX for label in item["labels"]]
         if len(row_ids) + len(ids) > width:
-            rows.append(row_ids + [pad] * (width - len(row_ids)))
+            rows.append(row_ids + [pad_id] * (width - len(row_ids)))
             masks.append(row_mask + [False] * (width - len(row_mask)))
             row_ids, row_mask = [], []
         row_ids += ids
         row_mask += mask
     if row_ids:
-        rows.append(row_ids + [pad] * (width - len(row_ids)))
+        rows.append(row_ids + [pad_id] * (width - len(row_ids)))
         masks.append(row_mask + [False] * (width - len(row_mask)))
     tokens = np.asarray(rows, dtype=np.int64).reshape(-1, width)
-    return TokenRows(tokens, np.asarray(masks, dtype=bool).reshape(-1, width)), truncated
+    return TokenRows(tokens, np.asarray(masks, dtype=bool).reshape(-1, width))
+
+
+def encode_and_pack(tokenizer, conversations: list, seq_len: int) -> tuple[TokenRows, int]:
+    """Rows for `conversations`, and how many were dropped (no answer within seq_len)."""
+    encoded = encode_all(tokenizer, conversations, seq_len + 1)
+    pad_id = tokenizer.convert_tokens_to_ids(ENDOFTEXT)
+    return pack(encoded, seq_len, pad_id), len(conversations) - len(encoded)
 
 
 def chat_sample(model, tokenizer, question: str, max_tokens: int = 60) -> str:
@@ -158,20 +119,19 @@ def run(args: argparse.Namespace) -> None:
         raise TrainingError(
             f"--seq-len {args.seq_len} exceeds the base model's context {base.config.max_seq_len}"
         )
-    handwritten = read_conversations(args.handwritten) if args.handwritten else []
-    train_convs = qa_conversations(args.corpus, "train", args.max_qa, args.seed)
+    handwritten = load_jsonl(args.handwritten)[0] if args.handwritten else []
+    docs_qa = load_docs_qa(args.corpus)
+    train_convs = sample(docs_qa.train, args.max_qa, args.seed)
     train_convs += handwritten * args.handwritten_repeat
     for extra in args.conversations:
-        train_convs += read_conversations(extra)
+        train_convs += load_jsonl(extra)[0]
     random.Random(args.seed).shuffle(train_convs)
-    val_convs = qa_conversations(args.corpus, "val", None, args.seed)
-    if not val_convs:
-        raise TrainingError(f"{args.corpus} has no val questions to validate on")
+    val_convs = docs_qa.val
     if args.epochs is None and args.max_steps is None:
         args.epochs = 1.0
     cfg = config_from_args(args, args.out)
-    train_rows, cut = pack(tokenizer, train_convs, cfg.seq_len)
-    val_rows, _ = pack(tokenizer, val_convs, cfg.seq_len)
+    train_rows, dropped = encode_and_pack(tokenizer, train_convs, cfg.seq_len)
+    val_rows, _ = encode_and_pack(tokenizer, val_convs, cfg.seq_len)
     cfg.out.mkdir(parents=True, exist_ok=True)
     with (cfg.out / "conversations.jsonl").open("w") as f:
         for split, convs in (("train", train_convs), ("val", val_convs)):
@@ -190,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
             "val_conversations": len(val_convs),
             "handwritten": f"{len(handwritten)} x {args.handwritten_repeat}",
             "train_rows": len(train_rows),
-            "truncated_conversations": cut,
+            "dropped_conversations": dropped,
             "target_tokens": int(train_rows.mask[:, 1:].sum()),
         },
     }
