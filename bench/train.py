@@ -34,6 +34,7 @@ from training.bpe import train_tokenizer  # noqa: E402
 from training.export import to_llama  # noqa: E402
 from training.loop import accumulate_gradients  # noqa: E402
 from training.model import GPT, GPTConfig  # noqa: E402
+from training.runinfo import shown_path  # noqa: E402
 
 PRESETS = {
     "cpu": dict(n_layer=4, n_embd=256, n_head=4, n_kv_head=2, intermediate_size=688,
@@ -171,7 +172,9 @@ def main() -> None:
     }
     if peak:
         numbers["ours MFU"] = result["mfu"]["ours"]
-    append_entry("benchmark", f"training throughput on {result['device']}", numbers, [path])
+    append_entry(
+        "benchmark", f"training throughput on {result['device']}", numbers, [shown_path(path)]
+    )
 
 
 if __name__ == "__main__":
