@@ -75,7 +75,7 @@ clean:
 	rm -rf .venv runs test-artifacts
 
 # --- training from scratch (README: "Train a chat model from scratch") ---
-# data -> tokenizer -> pretrain -> SFT -> export -> runs/models.yaml; resumable, ~11 min on an idle 2-core CPU.
+# data -> tokenizer -> pretrain -> SFT -> export -> runs/models.yaml; resumable (times: README).
 train-scratch: setup
 	$(PY) -m training recipe
 
