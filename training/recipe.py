@@ -1,7 +1,7 @@
 """`python -m training recipe` (`make train-scratch`): the whole from-scratch CPU recipe.
 
 data -> tokenizer -> pretrain -> sft -> export -> registered in runs/models.yaml, sized to
-finish in about 11 minutes on an idle 2-core CPU (see the README for measured times).
+finish in about 12 minutes on a lightly loaded 2-core CPU (measured; see the README).
 
 Design decisions:
 - Each stage is the ordinary command with the recipe's flags, run through the same
