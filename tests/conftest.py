@@ -65,9 +65,12 @@ def tiny_server(tiny_registry, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_server(tmp_path_factory):
-    """A real server process with the real default model (SmolLM2-135M-Instruct)."""
-    log = tmp_path_factory.mktemp("logs") / "default-server.log"
-    with BackendProcess(extra_args=NO_CACHE, log_path=log) as server:
+    """A real server process with the real default model (SmolLM2-135M-Instruct) alone,
+    whatever a developer's runs/models.yaml has registered beside it."""
+    folder = tmp_path_factory.mktemp("default")
+    registry = folder / "models.yaml"
+    registry.write_text("models:\n  smollm2-135m-instruct:\n    gguf: builtin\n    default: true\n")
+    with BackendProcess(registry, extra_args=NO_CACHE, log_path=folder / "server.log") as server:
         yield server
 
 
