@@ -134,7 +134,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self.models = models
         self.metrics = metrics
         self.guard = guard or Guard(Policy(), metrics=metrics)
-        self.cache = cache or ResponseCache(CacheConfig())
+        self.cache = cache if cache is not None else ResponseCache(CacheConfig())
         self.draining = threading.Event()
         self._active = 0
         self._active_changed = threading.Condition()

@@ -305,3 +305,12 @@ def test_model_that_fails_to_load_stops_the_server(tmp_path):
         server.start(timeout=120)
     assert "exited with code 1" in str(info.value)
     assert f"checkpoint folder {tmp_path / 'nowhere'} does not exist" in str(info.value)
+
+
+def test_cache_turned_off_decodes_every_request(tiny_server):
+    # tiny_server runs with --cache-entries 0: identical greedy calls are decoded each time.
+    with ChatClient(tiny_server.target) as client:
+        runs = [events_of(client.chat("Same question", sampling=GREEDY)) for _ in range(2)]
+    assert text_of(runs[0]) == text_of(runs[1])
+    assert not any(finished_of(r).usage.cached for r in runs)
+    assert metric_value(tiny_server, "chatforge_response_cache_hits_total") == 0
