@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from backend.client import ChatClient
-from tests.test_ui import ask, browser, open_chat, page, set_number  # noqa: F401 (fixtures)
+from tests.test_ui import ask, open_chat, set_number
 from ui.launcher import UiProcess
 from ui.retrieval_controls import RetrievalControls
 
@@ -34,7 +34,7 @@ def test_toggle_is_off_and_explained_without_collections(tiny_server):
 
 
 @pytest.mark.slow
-def test_sources_appear_under_the_answer(page, rag_ui, artifacts_dir):  # noqa: F811
+def test_sources_appear_under_the_answer(page, rag_ui, artifacts_dir):
     open_chat(page, rag_ui)
     expect(page.locator("#chat-collection input")).to_have_value("docs")
     expect(page.locator("#chat-rag-info")).to_contain_text("docs: 4 documents")
