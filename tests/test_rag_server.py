@@ -129,6 +129,12 @@ def test_chat_with_bad_rag_options_is_rejected(rag_server, rag, code, fragment):
 
 def test_server_serves_a_reingest_without_restarting(rag_server, docs_index):
     pages, index_dir, _ = docs_index
+    ask = {"messages": "How hot should green tea water be?", "rag": {"enabled": True, "k": 2},
+           "sampling": {"temperature": 0.0, "max_tokens": 8}}  # fmt: skip
+    with ChatClient(rag_server.target) as client:
+        first, again = list(client.chat(**ask)), list(client.chat(**ask))
+    assert again[-1].finished.usage.cached and not first[-1].finished.usage.cached
+    assert again[1].citations == first[1].citations  # a replay still cites before its text
     (pages / "tea.txt").write_text(PAGES["tea.txt"] + "\nOolong tea likes 90 degree water.\n")
     documents = index_dir / "corpus" / "documents.jsonl"
     subprocess.run(
@@ -142,7 +148,9 @@ def test_server_serves_a_reingest_without_restarting(rag_server, docs_index):
     with ChatClient(rag_server.target) as client:
         assert wait_for(lambda: client.list_collections().collections[0].version == report.version)
         chunks = client.retrieve("oolong water temperature", k=1).chunks
+        after = list(client.chat(**ask))
     assert chunks[0].source_path == "tea.txt" and "Oolong" in chunks[0].text
+    assert not after[-1].finished.usage.cached  # the cache keys on the collection version
 
 
 def test_serve_rejects_a_missing_index_in_one_line(tmp_path):
