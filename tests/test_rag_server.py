@@ -164,11 +164,14 @@ def test_serve_rejects_a_missing_index_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_default_model_answer_cites_a_source(docs_index, tmp_path):
-    index_dir = docs_index[1]
+    # The default model alone, and the collection listed in the registry file this time.
+    registry = tmp_path / "models.yaml"
+    registry.write_text(
+        "models:\n  smollm2-135m-instruct:\n    gguf: builtin\n    default: true\n"
+        f"collections:\n  docs:\n    index: {docs_index[1]}\n"
+    )
     with (
-        BackendProcess(
-            extra_args=["--collection", f"docs={index_dir}"], log_path=tmp_path / "default.log"
-        ) as server,
+        BackendProcess(registry, log_path=tmp_path / "default.log") as server,
         ChatClient(server.target) as client,
     ):
         events = list(
