@@ -15,6 +15,11 @@ Design decisions:
   drop flagged chunks -> citations and prompt with sources -> cache lookup -> generate ->
   output guardrails -> cache store. A blocked input never reaches the tokenizer; the
   cache sits after the guardrails, so it stores and replays only what was safe to send.
+- Retrieval is three calls here (the code lives in backend/retrieval/): `for_chat`
+  validates the rag options with the request, `search` runs on the screened last user
+  message, and `augment` builds the prompt with numbered sources and the citations event,
+  which follows `started` (and any guardrail events) before any text. The cache key holds
+  the augmented prompt and the collection's version, so a re-ingest invalidates it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -43,6 +48,8 @@ from backend.response_cache import (
     cache_key,
     is_deterministic,
 )
+from backend.retrieval.augment import augment
+from backend.retrieval.collections import CollectionSet, RetrievedSources
 from backend.validation import (
     MAX_CONTENT_CHARS,
     RequestError,
@@ -130,11 +137,13 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         metrics: ServerMetrics,
         guard: Guard | None = None,
         cache: ResponseCache | None = None,
+        collections: CollectionSet | None = None,
     ) -> None:
         self.models = models
         self.metrics = metrics
         self.guard = guard or Guard(Policy(), metrics=metrics)
         self.cache = cache if cache is not None else ResponseCache(CacheConfig())
+        self.collections = collections if collections is not None else CollectionSet()
         self.draining = threading.Event()
         self._active = 0
         self._active_changed = threading.Condition()
@@ -211,19 +220,16 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             self._check_accepting()
             loaded = self.models.get(request.model)
             chat = validate_chat(request, loaded.context_length)
+            retrieval = self.collections.for_chat(request.rag)  # None when rag is off
             screen = self.guard.screen_input(chat.messages)
-            collection_version = ""  # the retrieved collection's version, once RAG is on
-            if request.rag.enabled:
-                raise RequestError(
-                    grpc.StatusCode.NOT_FOUND,
-                    "rag: this server has no retrieval collection; start it with a collection "
-                    "or send rag.enabled=false",
-                )
             if not screen.blocked:
-                prompt_ids = loaded.codec.encode_chat(screen.messages)
+                found = retrieval.search(screen.messages) if retrieval else None
+                found, dropped = self._drop_flagged_chunks(found)
+                rag = augment(screen.messages, found)
+                prompt_ids = loaded.codec.encode_chat(rag.messages)
                 sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
                 cache_key, replay = self._cache_lookup(
-                    loaded.name, screen.messages, sampling, chat.stop, collection_version
+                    loaded.name, rag.messages, sampling, chat.stop, rag.collection_version
                 )
                 if replay is None:
                     generation = loaded.engine.submit(prompt_ids, sampling, loaded.adapter)
@@ -246,11 +252,15 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 )
                 yield _finished(chat_pb2.BLOCKED, chat_pb2.Usage())
                 return
+            for verdict in dropped:
+                yield guardrail_event(verdict)
+            if rag.citations is not None:
+                yield chat_pb2.ChatEvent(citations=rag.citations)
             if replay is not None:
                 yield from self._replay(replay, len(prompt_ids), received, outcome)
                 return
             recorded: list[bytes] = []
-            for event in self._generate(loaded, generation, chat, screen, received, outcome):
+            for event in self._generate(loaded, generation, chat, rag.messages, received, outcome):
                 if cache_key is not None and not event.HasField("finished"):
                     recorded.append(event.SerializeToString())
                 yield event
@@ -258,6 +268,18 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 self.cache.put(
                     cache_key, CachedReply(tuple(recorded), outcome.reason, outcome.produced)
                 )
+
+    def _drop_flagged_chunks(
+        self, found: RetrievedSources | None
+    ) -> tuple[RetrievedSources | None, list[Verdict]]:
+        """Retrieved chunks the retrieval guardrail blocks never reach the prompt; its
+        findings (blocked or flagged) become guardrail events."""
+        if found is None:
+            return None, []
+        drops = self.guard.check_chunks([s.chunk.indexed_text for s in found.sources])
+        blocked = {d.index for d in drops if d.verdict.action == "block"}
+        kept = [s for i, s in enumerate(found.sources) if i not in blocked]
+        return replace(found, sources=kept), [d.verdict for d in drops]
 
     def _cache_lookup(self, model, messages, sampling, stop, collection_version):
         """(key, stored reply): key None when the request is not cacheable."""
@@ -281,13 +303,13 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         )
         yield _finished(reply.finish_reason, usage)
 
-    def _generate(self, loaded, generation, chat, screen, received, outcome):
+    def _generate(self, loaded, generation, chat, messages, received, outcome):
         """The model's reply as events: deltas through the output guardrails, then
         `finished`. Sets `outcome.produced` and `outcome.reason`."""
         name = loaded.name
         detokenizer = IncrementalDetokenizer(loaded.codec)
         stops = StopMatcher(chat.stop)
-        output = self.guard.output_guard(screen.messages)
+        output = self.guard.output_guard(messages)
         pending_tokens = 0
         first_at = last_at = None
         for token in generation:
@@ -432,6 +454,31 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         path = record_eval(folder, request.name, request.results_json)
         self.metrics.requests.labels(loaded.name, "RecordEval", "OK").inc()
         return chat_pb2.RecordEvalResponse(path=str(path))
+
+    def Retrieve(self, request: chat_pb2.RetrieveRequest, context) -> chat_pb2.RetrieveResponse:
+        with self._admitting(context, "Retrieve", ""):
+            self._check_accepting()
+            found = self.collections.retrieve(request)
+        self.metrics.requests.labels("", "Retrieve", "OK").inc()
+        return chat_pb2.RetrieveResponse(
+            chunks=[
+                chat_pb2.Chunk(
+                    source_path=source.chunk.source_path,
+                    title=source.chunk.heading,
+                    anchor=source.chunk.anchor,
+                    text=source.chunk.text,
+                    score=source.score,
+                )
+                for source in found.sources
+            ]
+        )
+
+    def ListCollections(self, request, context) -> chat_pb2.ListCollectionsResponse:
+        with self._admitting(context, "ListCollections", ""):
+            self._check_accepting()
+            collections = self.collections.describe()
+        self.metrics.requests.labels("", "ListCollections", "OK").inc()
+        return chat_pb2.ListCollectionsResponse(collections=collections)
 
 
 @dataclass

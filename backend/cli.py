@@ -1,4 +1,4 @@
-"""`python -m backend`: serve, prepare-default and chat.
+"""`python -m backend`: serve, prepare-default, chat and ingest.
 
 Each subcommand validates its arguments and files before doing work and exits with a
 one-line message (not a traceback) when something is wrong.
@@ -8,18 +8,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from pathlib import Path
 
 import grpc
 
 from backend.guardrails.classifier import ClassifierError
 from backend.guardrails.policy import DEFAULT_POLICY, PolicyError
 from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
+from backend.retrieval.documents import IngestError
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _collection_arg(value: str) -> tuple[str, str]:
+    name, sep, folder = value.partition("=")
+    if not sep or not _COLLECTION_NAME.match(name) or not folder:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected NAME=INDEX_DIR, e.g. pydocs=~/.cache/chatforge/collections/pydocs"
+        )
+    return name, folder
 
 
 def _serve(args: argparse.Namespace) -> int:
     from backend.guardrails import Policy, load_policy
     from backend.response_cache import CacheConfig
+    from backend.retrieval.index import current_folder, no_index_message
 
     registry = load_registry(args.config)
     # Both files are checked before torch is imported. Without --policy the repository's
@@ -31,6 +46,12 @@ def _serve(args: argparse.Namespace) -> int:
         policy = Policy()
     else:
         policy = load_policy(args.policy or DEFAULT_POLICY)
+
+    for name, folder in args.collection:
+        registry.add_collection(name, folder)
+    for name, spec in registry.collections.items():
+        if current_folder(Path(spec.index)) is None:
+            raise IngestError(f"collection {name}: {no_index_message(Path(spec.index))}")
 
     from backend.server import ServerConfig, serve_forever
 
@@ -59,11 +80,17 @@ def _chat(args: argparse.Namespace) -> int:
     sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature}
     if args.seed is not None:
         sampling["seed"] = args.seed
+    rag = {"enabled": True, "collection": args.rag} if args.rag is not None else None
     with ChatClient(args.target, timeout=args.timeout) as client:
         finished = None
-        for event in client.chat(args.question, model=args.model, sampling=sampling):
+        for event in client.chat(args.question, model=args.model, sampling=sampling, rag=rag):
             kind = event.WhichOneof("event")
-            if kind == "delta":
+            if kind == "citations":
+                for c in event.citations.citations:
+                    where = c.url or (f"{c.source_path}#{c.anchor}" if c.anchor else c.source_path)
+                    print(f"[{c.index}] {c.title} <{where}>")
+                print()
+            elif kind == "delta":
                 print(event.delta.text, end="", flush=True)
             elif kind == "finished":
                 finished = event.finished
@@ -85,6 +112,76 @@ def _non_negative(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"{value} must be >= 0")
     return number
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from backend.retrieval.chunking import ChunkSettings
+    from backend.retrieval.index import DenseIndexSpec
+    from backend.retrieval.ingest import (
+        PYDOCS_URL,
+        IngestSettings,
+        default_index_dir,
+        ingest,
+        resolve_documents,
+    )
+    from evals.journal import append_entry
+
+    if not _COLLECTION_NAME.match(args.collection):
+        raise IngestError(
+            f"--collection {args.collection!r}: use letters, digits, '.', '_' and '-'"
+        )
+    try:
+        chunking = ChunkSettings(args.max_tokens, args.overlap)
+    except ValueError as exc:
+        raise IngestError(f"--max-tokens/--overlap: {exc}") from None
+    if args.batch_size < 1:
+        raise IngestError("--batch-size must be at least 1")
+    if args.approx_threshold < 1:
+        raise IngestError("--approx-threshold must be at least 1")
+    index = replace(DenseIndexSpec(), type=args.index_type, approx_threshold=args.approx_threshold)
+    settings = IngestSettings(chunking, index, args.batch_size)
+    index_dir = (
+        Path(args.index_dir).expanduser() if args.index_dir else default_index_dir(args.collection)
+    )
+    if args.base_url and not args.base_url.startswith(("http://", "https://")):
+        raise IngestError(f"--base-url {args.base_url!r}: give an http(s) URL")
+    base_url = args.base_url or (PYDOCS_URL if args.source == "pydocs" else "")
+    if base_url and not base_url.endswith("/"):
+        base_url += "/"
+    documents = resolve_documents(args.source, index_dir)
+    report = ingest(
+        documents, args.collection, index_dir, settings, source=args.source, base_url=base_url
+    )
+    status = "published" if report.published else "up to date, nothing published"
+    print(
+        f"collection {report.collection}: version {report.version} ({status})\n"
+        f"  documents {report.documents}: {len(report.added)} added, {len(report.changed)} "
+        f"changed, {len(report.removed)} removed, {report.unchanged} unchanged\n"
+        f"  chunks {report.chunks} ({report.embedded_chunks} embedded now), "
+        f"index {report.index_type}, {report.seconds:.1f} s\n"
+        f"  index folder {index_dir}\n"
+        f"  serve it: python -m backend serve --collection {report.collection}={index_dir}"
+    )
+    append_entry(
+        "ingest",
+        f"collection {report.collection}",
+        {
+            "version": report.version,
+            "published": report.published,
+            "documents": report.documents,
+            "added": len(report.added),
+            "changed": len(report.changed),
+            "removed": len(report.removed),
+            "chunks": report.chunks,
+            "embedded": report.embedded_chunks,
+            "index": report.index_type,
+            "seconds": report.seconds,
+        },
+        [index_dir],
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cache-ttl", type=float, default=3600.0, help="seconds a cached reply stays valid"
     )
+    serve.add_argument(
+        "--collection",
+        type=_collection_arg,
+        action="append",
+        default=[],
+        metavar="NAME=INDEX_DIR",
+        help="add a retrieval collection (repeatable); replaces one of the same name",
+    )
     serve.set_defaults(run=_serve)
 
     prepare = sub.add_parser(
@@ -124,16 +229,53 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=0.0)
     chat.add_argument("--seed", type=int, default=None)
     chat.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
+    chat.add_argument(
+        "--rag",
+        nargs="?",
+        const="",
+        metavar="COLLECTION",
+        help="answer from documents (the server's default collection, or the one named); "
+        "the sources are printed first",
+    )
     chat.set_defaults(run=_chat)
+
+    ingest = sub.add_parser(
+        "ingest", help="build or update a retrieval collection's index (incremental)"
+    )
+    ingest.add_argument(
+        "source",
+        help="pydocs, a folder of .html/.md/.rst/.txt pages, or a documents.jsonl "
+        "(or corpus folder) written by `python -m training data`",
+    )
+    ingest.add_argument("--collection", required=True, help="collection name, e.g. pydocs")
+    ingest.add_argument(
+        "--index-dir", help="index folder (default $CHATFORGE_HOME/collections/NAME)"
+    )
+    ingest.add_argument(
+        "--base-url",
+        default="",
+        help="where the pages are on the web, for citation links (pydocs: docs.python.org)",
+    )
+    ingest.add_argument("--max-tokens", type=int, default=192, help="chunk budget in tokens")
+    ingest.add_argument("--overlap", type=int, default=32, help="chunk overlap in tokens")
+    ingest.add_argument(
+        "--index-type", choices=["auto", "flat", "hnsw", "ivf"], default="auto",
+        help="dense index; auto: exact below --approx-threshold chunks, HNSW from it",
+    )  # fmt: skip
+    ingest.add_argument("--approx-threshold", type=int, default=50_000)
+    ingest.add_argument("--batch-size", type=int, default=64, help="embedding batch size")
+    ingest.set_defaults(run=_ingest)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("faiss.loader", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (RegistryError, PolicyError, ClassifierError) as error:
+    except (RegistryError, PolicyError, ClassifierError, IngestError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except grpc.RpcError as error:

@@ -173,6 +173,26 @@ class ChatClient:
         """The guardrail verdict alone (stage: input, retrieval or output)."""
         return self.stub.CheckText(chat_pb2.CheckTextRequest(text=text, stage=stage), timeout=30)
 
+    def retrieve(
+        self,
+        query: str,
+        collection: str = "",
+        k: int = 0,
+        dense_weight: float | None = None,
+        lexical_weight: float | None = None,
+    ) -> chat_pb2.RetrieveResponse:
+        request = chat_pb2.RetrieveRequest(
+            query=query,
+            collection=collection,
+            k=k,
+            dense_weight=dense_weight,
+            lexical_weight=lexical_weight,
+        )
+        return self.stub.Retrieve(request, timeout=30)
+
+    def list_collections(self) -> chat_pb2.ListCollectionsResponse:
+        return self.stub.ListCollections(chat_pb2.ListCollectionsRequest(), timeout=30)
+
     def is_serving(self, timeout: float = 2.0) -> bool:
         try:
             response = self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)

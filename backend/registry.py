@@ -17,6 +17,10 @@ models:
     quantization: int8      # none | int8 | int8-dynamic (CPU) | bnb-int8 | nf4 (CUDA)
 include:                   # more registry files, merged in; missing ones are skipped
   - runs/models.yaml
+collections:               # retrieval indexes built by `python -m backend ingest`
+  pydocs:
+    index: ~/.cache/chatforge/collections/pydocs
+    default: true
 ```
 
 Design decisions:
@@ -29,6 +33,8 @@ Design decisions:
 - The file is validated with pydantic, and every error is reported with the file, the line
   and the problem (backend/yaml_config.py), so a typo stops start-up with something a
   person can fix.
+- A collection is a name and an index folder; `python -m backend serve --collection
+  NAME=DIR` adds one for a single run without editing the file.
 - `include` lets commands that produce models (training, fine-tuning) register them in a
   file of their own under runs/, so the committed models.yaml is never rewritten by a run.
 """
@@ -82,21 +88,44 @@ class ModelSpec(BaseModel):
         return bool(self.base) and "/" not in self.base and not self.base.startswith((".", "~"))
 
 
+class CollectionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    index: str = Field(min_length=1)
+    default: bool = False
+
+
 class RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelSpec] = Field(default_factory=dict)
+    collections: dict[str, CollectionSpec] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list)
 
 
 class Registry(BaseModel):
     path: Path
     models: dict[str, ModelSpec]
+    collections: dict[str, CollectionSpec] = Field(default_factory=dict)
 
     @property
     def default_model(self) -> str:
         defaults = [n for n, m in self.models.items() if m.default]
         return defaults[0] if defaults else next(iter(self.models))
+
+    @property
+    def default_collection(self) -> str:
+        defaults = [n for n, c in self.collections.items() if c.default]
+        return defaults[0] if defaults else next(iter(self.collections), "")
+
+    def add_collection(self, name: str, index: str) -> None:
+        """A collection from the command line; it replaces one of the same name."""
+        old = self.collections.get(name)
+        folder = str(Path(index).expanduser().resolve())
+        self.collections[name] = CollectionSpec(
+            name=name, index=folder, default=bool(old and old.default)
+        )
 
 
 def _read_one(path: Path) -> RegistryFile:
@@ -109,6 +138,9 @@ def _read_one(path: Path) -> RegistryFile:
             value = getattr(spec, key)
             if value and value != "builtin" and not (key == "base" and spec.base_is_registered):
                 setattr(spec, key, _resolve(path.parent, value))
+    for name, collection in parsed.collections.items():
+        collection.name = name
+        collection.index = str((path.parent / Path(collection.index).expanduser()).resolve())
     return parsed
 
 
@@ -126,12 +158,18 @@ def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
     path = Path(path).expanduser().resolve()
     main = _read_one(path)
     models = dict(main.models)
+    collections = dict(main.collections)
     for pattern in main.include:
         for included in sorted(path.parent.glob(pattern)):
-            for name, spec in _read_one(included).models.items():
+            extra = _read_one(included)
+            for name, spec in extra.models.items():
                 if name in models:
                     raise RegistryError(f"{included}: model `{name}` is already defined")
                 models[name] = spec
+            for name, collection in extra.collections.items():
+                if name in collections:
+                    raise RegistryError(f"{included}: collection `{name}` is already defined")
+                collections[name] = collection
     if not models:
         raise RegistryError(f"{path}: no models listed under `models:`")
     defaults = [n for n, m in models.items() if m.default]
@@ -139,7 +177,10 @@ def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
         raise RegistryError(f"{path}: more than one default model: {', '.join(defaults)}")
     for spec in models.values():
         _check_base(spec, models, path)
-    return Registry(path=path, models=models)
+    defaults = [n for n, c in collections.items() if c.default]
+    if len(defaults) > 1:
+        raise RegistryError(f"{path}: more than one default collection: {', '.join(defaults)}")
+    return Registry(path=path, models=models, collections=collections)
 
 
 _SHARED_SETTINGS = ("dtype", "quantization", "device", "max_context", "max_queue", "max_active")

@@ -7,6 +7,8 @@ Design decisions:
 - A synchronous gRPC server with a thread pool: each stream holds a thread that waits on
   its engine request, while the model work happens on the engine's own thread. On the
   CPUs this runs on, the forward pass dominates and threads cost nothing that matters.
+- Retrieval collections load after the models, on the same thread; health turns SERVING
+  only once both are ready.
 - Draining (SIGTERM or Ctrl-C): health turns NOT_SERVING, new calls get UNAVAILABLE,
   streams in flight may finish within the grace period, whatever is left is cancelled,
   and the process exits 0.
@@ -33,6 +35,7 @@ from backend.metrics import ServerMetrics
 from backend.model_loader import load_models
 from backend.registry import Registry
 from backend.response_cache import CacheConfig, ResponseCache
+from backend.retrieval.collections import CollectionSet
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger("chatforge.server")
@@ -60,7 +63,10 @@ class ChatServer:
         # models, off the path to listening.
         self.guard = Guard(config.policy, metrics=self.metrics)
         cache = ResponseCache(config.cache)
-        self.service = ChatService(self.models, self.metrics, self.guard, cache)
+        self.collections = CollectionSet()
+        self.service = ChatService(
+            self.models, self.metrics, self.guard, cache, collections=self.collections
+        )
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.failed = threading.Event()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
@@ -112,8 +118,19 @@ class ChatServer:
             return
         self.models.default = self.registry.default_model
         self.models.ready.set()
+        try:
+            self.collections.load(self.registry.collections, self.registry.default_collection)
+        except Exception as exc:
+            log.error("could not load the retrieval collections: %s", exc)
+            self.failed.set()
+            return
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("ready: %s (default %s)", ", ".join(self.models.models), self.models.default)
+        if self.collections.collections:
+            log.info(
+                "collections: %s (default %s)",
+                ", ".join(self.collections.collections), self.collections.default,
+            )  # fmt: skip
 
     def drain(self) -> None:
         """Stop taking calls, let streams in flight finish within the grace period, stop."""

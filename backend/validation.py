@@ -26,6 +26,8 @@ MAX_MESSAGES = 256
 MAX_CONTENT_CHARS = 32_000
 MAX_STOPS = 8
 MAX_STOP_CHARS = 64
+MAX_RAG_K = 20
+MAX_RAG_WEIGHT = 10.0
 
 
 class RequestError(Exception):
@@ -109,6 +111,43 @@ def validate_stop(stop) -> list[str]:
         if not s or len(s) > MAX_STOP_CHARS:
             raise invalid(f"sampling.stop[{i}]: must be 1 to {MAX_STOP_CHARS} characters")
     return list(stop)
+
+
+@dataclass(frozen=True)
+class RetrievalParams:
+    collection: str  # "" means the server's default collection
+    k: int
+    dense_weight: float
+    lexical_weight: float
+
+
+def validate_retrieval(options, default_k: int, prefix: str = "") -> RetrievalParams:
+    """`options` is a RagOptions or a RetrieveRequest: both carry collection, k and weights;
+    `prefix` is how the fields are named in errors (`rag.` inside a ChatRequest)."""
+    if not 0 <= options.k <= MAX_RAG_K:
+        raise invalid(
+            f"{prefix}k: {options.k} is outside [1, {MAX_RAG_K}] "
+            f"(0 takes the server's default of {default_k})"
+        )
+    weights = {}
+    for name in ("dense_weight", "lexical_weight"):
+        value = getattr(options, name) if options.HasField(name) else 1.0
+        if not 0.0 <= value <= MAX_RAG_WEIGHT:
+            raise invalid(f"{prefix}{name}: {value:g} is outside [0, {MAX_RAG_WEIGHT:g}]")
+        weights[name] = value
+    if not any(weights.values()):
+        raise invalid(
+            f"{prefix}dense_weight and {prefix}lexical_weight: at least one must be above 0"
+        )
+    return RetrievalParams(options.collection, options.k or default_k, **weights)
+
+
+def validate_query(query: str) -> str:
+    if not query.strip():
+        raise invalid("query: must not be empty")
+    if len(query) > MAX_CONTENT_CHARS:
+        raise invalid(f"query: {len(query)} characters, the limit is {MAX_CONTENT_CHARS}")
+    return query
 
 
 def validate_chat(request: chat_pb2.ChatRequest, context_length: int) -> ValidChat:

@@ -4,6 +4,10 @@ Design decisions:
 - GGUF models in the registry are converted first, in the foreground, with their progress
   bar in the terminal (the first run on a fresh machine spends most of its time there);
   later runs find the converted checkpoint and go straight on.
+- The documentation collection (`pydocs` by default) is built on the first run with
+  `python -m backend ingest`, in the foreground with its progress bars, and found in
+  $CHATFORGE_HOME/collections afterwards; an interrupted build resumes where it stopped.
+  `--docs none` skips retrieval, `--docs FOLDER` uses other pages.
 - Both servers are child processes started by the project's launchers
   (`backend.launcher.BackendProcess`, `ui.launcher.UiProcess`), which wait on gRPC health
   and on the page answering, so the URL printed is one that works. The UI starts while the
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,9 +36,15 @@ from pathlib import Path
 from backend.gguf_convert import prepare_gguf
 from backend.launcher import BackendError, BackendProcess
 from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
+from backend.retrieval.index import current_folder
+from backend.retrieval.ingest import default_index_dir
 from ui.launcher import UiError, UiProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class DocsError(RuntimeError):
+    """The documentation collection could not be built."""
 
 
 def _env_port(name: str, default: int) -> int:
@@ -53,7 +64,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ui-port", type=int, default=_env_port("CHATFORGE_UI_PORT", 7860))
     parser.add_argument("--log-dir", default=str(ROOT / "runs" / "demo"), help="server logs")
+    parser.add_argument(
+        "--docs",
+        default="pydocs",
+        help="pages to answer from with retrieval: pydocs, a folder of pages, or none",
+    )
+    parser.add_argument(
+        "--docs-index", help="their index folder (default $CHATFORGE_HOME/collections/NAME)"
+    )
     return parser.parse_args(argv)
+
+
+def docs_collection(args: argparse.Namespace) -> tuple[str, Path] | None:
+    """(name, index folder) of the demo's documentation collection, built if missing."""
+    if args.docs == "none":
+        return None
+    name = "pydocs" if args.docs == "pydocs" else Path(args.docs).resolve().name
+    index_dir = Path(args.docs_index) if args.docs_index else default_index_dir(name)
+    if current_folder(index_dir) is not None:
+        print(f"docs: collection {name} from {index_dir}", flush=True)
+        return name, index_dir
+    print(
+        f"docs: building collection {name} from {args.docs} into {index_dir} (first run only; "
+        "embedding takes a while on a CPU; an interrupted build resumes; --docs none skips)",
+        flush=True,
+    )
+    command = [sys.executable, "-m", "backend", "ingest", args.docs, "--collection", name]
+    done = subprocess.run([*command, "--index-dir", str(index_dir)])
+    if done.returncode != 0:
+        raise DocsError(f"building the {name} collection failed (its message is above)")
+    return name, index_dir
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -67,12 +107,14 @@ def run(args: argparse.Namespace) -> int:
     for spec in registry.models.values():
         if spec.gguf:
             print(f"model {spec.name}: {prepare_gguf(spec.gguf)}", flush=True)
+    docs = docs_collection(args)
 
     backend = BackendProcess(
         args.config,
         host=args.host,
         port=args.grpc_port,
         metrics_port=args.metrics_port,
+        extra_args=["--collection", f"{docs[0]}={docs[1]}"] if docs else [],
         log_path=log_dir / "backend.log",
     )
     ui: UiProcess | None = None
@@ -114,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _raise_interrupt)
     try:
         return run(args)
-    except (RegistryError, BackendError, UiError, FileNotFoundError) as error:
+    except (RegistryError, BackendError, UiError, DocsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         if isinstance(error, BackendError | UiError):
             print(
@@ -125,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1
     except KeyboardInterrupt:  # during the model conversion, before any server started
-        print("\ninterrupted; a partial conversion is discarded and redone next time.")
+        print(
+            "\ninterrupted; a partial model conversion is redone next time, and a documents "
+            "build resumes where it stopped."
+        )
         return 130
 
 

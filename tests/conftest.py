@@ -4,6 +4,8 @@ headless Chromium."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +148,32 @@ def page(browser: Browser) -> Iterator[Page]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     yield page
     page.close()
+
+
+# --- Retrieval: a small collection, and a server that serves it ------------------------
+
+
+@pytest.fixture(scope="session")
+def docs_index(tmp_path_factory):
+    """The pages of tests/rag_fixtures.py ingested as collection `docs` by the CLI a user
+    runs (`python -m backend ingest FOLDER`); yields (pages folder, index folder, stdout)."""
+    from tests.rag_fixtures import write_pages
+
+    pages = write_pages(tmp_path_factory.mktemp("pages"))
+    index_dir = tmp_path_factory.mktemp("collections") / "docs"
+    done = subprocess.run(
+        [sys.executable, "-m", "backend", "ingest", str(pages), "--collection", "docs",
+         "--index-dir", str(index_dir), "--base-url", "https://docs.example.org/"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return pages, index_dir, done.stdout
+
+
+@pytest.fixture(scope="session")
+def rag_server(tiny_registry, docs_index, tmp_path_factory):
+    """The tiny models plus the `docs` collection (`serve --collection docs=DIR`)."""
+    log = tmp_path_factory.mktemp("logs") / "rag-server.log"
+    extra = ["--collection", f"docs={docs_index[1]}"]
+    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
+        yield server

@@ -4,6 +4,7 @@ it) or SIGTERM (to the script alone) stops the UI and the backend, leaving nothi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from backend.client import ChatClient
+from backend.retrieval.index import current_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,10 +31,11 @@ def group_alive(pgid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
-def test_demo_serves_until_stopped(tiny_registry, tmp_path, stop):
+def test_demo_serves_until_stopped(tiny_registry, docs_index, tmp_path, stop):
+    pages, index_dir, _ = docs_index
     command = [sys.executable, str(ROOT / "deploy" / "demo.py"), "--config", str(tiny_registry)]
     command += ["--grpc-port", "0", "--metrics-port", "0", "--ui-port", "0"]
-    command += ["--log-dir", str(tmp_path)]
+    command += ["--log-dir", str(tmp_path), "--docs", str(pages), "--docs-index", str(index_dir)]
     demo = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -53,6 +56,9 @@ def test_demo_serves_until_stopped(tiny_registry, tmp_path, stop):
             assert response.status == 200
         with ChatClient(target[1]) as client:
             assert client.is_serving()
+            [collection] = client.list_collections().collections
+        assert collection.name == pages.name and collection.documents == 4
+        assert f"docs: collection {pages.name} from {index_dir}" in printed  # built before
 
         if stop == "ctrl-c":
             os.killpg(demo.pid, signal.SIGINT)
@@ -88,3 +94,22 @@ def test_demo_names_bad_settings(args, env, message, tmp_path):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_builds_the_docs_collection_on_first_run_only(tmp_path, capfd):
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "deploy" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    pages = tmp_path / "notes"
+    pages.mkdir()
+    (pages / "kites.md").write_text("# Kites\n\nKites fly best in a steady wind.\n")
+    args = demo.parse_args(["--docs", str(pages), "--docs-index", str(tmp_path / "index")])
+
+    assert demo.docs_collection(args) == ("notes", tmp_path / "index")
+    assert "docs: building collection notes" in capfd.readouterr().out
+    version = current_folder(tmp_path / "index")
+    assert version is not None
+    assert demo.docs_collection(args) == ("notes", tmp_path / "index")
+    assert "docs: collection notes from" in capfd.readouterr().out
+    assert current_folder(tmp_path / "index") == version
+    assert demo.docs_collection(demo.parse_args(["--docs", "none"])) is None

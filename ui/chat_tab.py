@@ -10,7 +10,9 @@ Design decisions:
   its inputs as a set, so it receives `{component: value}`; a new control (the retrieval
   toggle that becomes `rag=`) is one more entry in `ChatTab.controls`, not a new signature.
 - Replies are read into a `Reply` that applies events by kind; later event kinds
-  (citations, guardrail verdicts) are one more branch there and one more output.
+  (guardrail verdicts) are one more branch there and one more output. Citations are kept
+  with the reply and drawn under its text (ui/retrieval_controls.py); the chatbot's
+  messages (`display`) therefore differ from the text-only `history` sent to the backend.
 - Stop cancels the gRPC call itself (`ChatStream.cancel`), which the server sees as a
   cancelled RPC and stops decoding within one step. The stream of each browser session is
   kept in `ActiveStreams`, so Stop reaches the right call; the stop event bypasses the
@@ -27,7 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gradio as gr
@@ -35,6 +37,7 @@ import gradio as gr
 from backend.client import ChatClient, ChatStream
 from chat.v1 import chat_pb2
 from ui.errors import BACKEND_ERRORS, describe_error
+from ui.retrieval_controls import RetrievalControls, format_sources
 
 ClientFactory = Callable[[], ChatClient]
 Values = dict[Any, Any]  # {component: value}, as Gradio passes a set of inputs
@@ -161,16 +164,27 @@ class Reply:
     model: str = ""
     tokens: int = 0
     finished: chat_pb2.Finished | None = None
+    citations: list[chat_pb2.Citation] = field(default_factory=list)
 
     def apply(self, event: chat_pb2.ChatEvent) -> None:
         kind = event.WhichOneof("event")
         if kind == "started":  # a retried call starts again (retries precede any text)
             self.model, self.text, self.tokens = event.started.model, "", 0
+            self.citations = []
+        elif kind == "citations":
+            self.citations = list(event.citations.citations)
         elif kind == "delta":
             self.text += event.delta.text
             self.tokens += event.delta.token_count
         elif kind == "finished":
             self.finished = event.finished
+
+    @property
+    def shown(self) -> str:
+        """The answer as displayed: its text, then its sources."""
+        if not self.citations:
+            return self.text
+        return f"{self.text}\n\n{format_sources(self.citations)}".lstrip()
 
     def usage_line(self) -> str:
         if self.finished is None:
@@ -211,7 +225,8 @@ class ChatTab:
     def __init__(self, app: gr.Blocks, client_factory: ClientFactory) -> None:
         self.client_factory = client_factory
         self.streams = ActiveStreams()
-        self.history = gr.State([])
+        self.history = gr.State([])  # text only: what the backend is sent
+        self.display = gr.State([])  # what the chatbot shows: answers with their sources
         with gr.Row():
             with gr.Column(scale=3):
                 self.chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="chat-log")
@@ -229,25 +244,31 @@ class ChatTab:
                     self.clear = gr.Button("Clear", elem_id="chat-clear", **button)
             with gr.Column(scale=2):
                 self.models = ModelPicker(client_factory)
+                with gr.Accordion("Retrieval", open=True):
+                    self.retrieval = RetrievalControls(client_factory)
                 with gr.Accordion("Sampling", open=True):
                     self.sampling = SamplingControls()
         self.models.wire(self.sampling.max_tokens)
-        self.controls: list[RequestControl] = [self.models, self.sampling]
+        self.controls: list[RequestControl] = [self.models, self.retrieval, self.sampling]
 
-        inputs = {self.message, self.history}
+        inputs = {self.message, self.history, self.display}
         for control in self.controls:
             inputs.update(control.components)
         gr.on(
             [self.message.submit, self.send.click],
             self.respond,
             inputs=inputs,
-            outputs=[self.message, self.chatbot, self.history, self.status],
+            outputs=[self.message, self.chatbot, self.history, self.display, self.status],
             concurrency_limit=None,
             show_progress="minimal",
         )
         self.stop.click(self.cancel, None, None, queue=False)
-        self.clear.click(lambda: ([], [], ""), None, [self.chatbot, self.history, self.status])
+        self.clear.click(
+            lambda: ([], [], [], ""), None, [self.chatbot, self.history, self.display, self.status]
+        )
         app.load(self.models.load, None, self.models.outputs)
+        app.load(self.retrieval.load, None, self.retrieval.outputs)
+        self.models.refresh.click(self.retrieval.load, None, self.retrieval.outputs, queue=False)
 
     def cancel(self, request: gr.Request) -> None:
         self.streams.cancel(request.session_hash)
@@ -266,14 +287,16 @@ class ChatTab:
         stream = client.chat(messages, **kwargs)
         self.streams.add(request.session_hash, stream)
         reply, error = Reply(), None
-        shown = [*messages, {"role": "assistant", "content": ""}]
+        display = [*values[self.display], {"role": "user", "content": question}]
+        shown = [*display, {"role": "assistant", "content": ""}]
         yield {self.message: "", self.chatbot: shown, self.status: "Generating…"}
         try:
             refreshed = time.monotonic()
             for event in stream:
                 reply.apply(event)
-                if reply.text and time.monotonic() - refreshed >= REFRESH_SECONDS:
-                    shown[-1]["content"] = reply.text
+                due = time.monotonic() - refreshed >= REFRESH_SECONDS
+                if event.HasField("citations") or (reply.shown and due):  # sources at once
+                    shown[-1]["content"] = reply.shown
                     yield {self.chatbot: shown}
                     refreshed = time.monotonic()
         except BACKEND_ERRORS as exc:
@@ -282,10 +305,15 @@ class ChatTab:
             self.streams.discard(request.session_hash, stream)
 
         if reply.text:  # a partial answer (stopped, or cut by an error) stays in the chat
-            shown[-1]["content"] = reply.text
+            shown[-1]["content"] = reply.shown
             history = [*messages, {"role": "assistant", "content": reply.text}]
             status = reply.usage_line() if error is None else f"{error}\n\n{reply.usage_line()}"
-            yield {self.chatbot: shown, self.history: history, self.status: status}
+            yield {
+                self.chatbot: shown,
+                self.history: history,
+                self.display: shown,
+                self.status: status,
+            }
         elif error is not None:  # nothing answered: show why, keep the question to retry
             shown[-1]["content"] = "*No answer: see the error below.*"
             yield {self.message: question, self.chatbot: shown, self.status: error}

@@ -122,20 +122,22 @@ class Delta(_message.Message):
     def __init__(self, text: _Optional[str] = ..., token_count: _Optional[int] = ...) -> None: ...
 
 class Citation(_message.Message):
-    __slots__ = ("index", "source_path", "title", "anchor", "snippet", "score")
+    __slots__ = ("index", "source_path", "title", "anchor", "snippet", "score", "url")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ANCHOR_FIELD_NUMBER: _ClassVar[int]
     SNIPPET_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
     index: int
     source_path: str
     title: str
     anchor: str
     snippet: str
     score: float
-    def __init__(self, index: _Optional[int] = ..., source_path: _Optional[str] = ..., title: _Optional[str] = ..., anchor: _Optional[str] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+    url: str
+    def __init__(self, index: _Optional[int] = ..., source_path: _Optional[str] = ..., title: _Optional[str] = ..., anchor: _Optional[str] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., url: _Optional[str] = ...) -> None: ...
 
 class Citations(_message.Message):
     __slots__ = ("citations",)
