@@ -27,11 +27,14 @@ def journal_dir() -> Path:
 
 def current_command() -> str:
     """The command line that started this process, as a person would retype it."""
-    argv0 = sys.argv[0]
-    if argv0.endswith("__main__.py"):
-        args = ["python", "-m", Path(argv0).parent.name, *sys.argv[1:]]
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None:  # started with `python -m package.module`
+        args = ["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
     else:
-        args = ["python", os.path.relpath(argv0, REPO_ROOT) if argv0 else "", *sys.argv[1:]]
+        script = sys.argv[0]
+        path = Path(script).resolve()
+        shown = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else script
+        args = ["python", shown, *sys.argv[1:]]
     return shlex.join(args)
 
 
