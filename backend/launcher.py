@@ -26,6 +26,19 @@ class BackendError(RuntimeError):
     pass
 
 
+def stop_child(process: subprocess.Popen | None, sig: int, timeout: float) -> int | None:
+    """Signal a child process and wait for it; kill it if it hangs. Its exit code, or None
+    if it never started."""
+    if process is None or process.poll() is not None:
+        return None if process is None else process.returncode
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 class BackendProcess:
     def __init__(
         self,
@@ -97,14 +110,7 @@ class BackendProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
         """Signal the server (SIGTERM drains) and wait; kill it if it hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_child(self.process, sig, timeout)
 
     def __enter__(self) -> BackendProcess:
         return self.start()

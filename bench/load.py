@@ -124,7 +124,7 @@ def main() -> None:
         "load",
         f"locust, {args.users} users, {args.duration}",
         summary,
-        artifacts=[path.relative_to(REPO) if path.is_relative_to(REPO) else path],
+        artifacts=[path],
     )
 
 

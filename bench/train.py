@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,8 +32,7 @@ from evals.journal import append_entry  # noqa: E402
 from training.bpe import train_tokenizer  # noqa: E402
 from training.export import to_llama  # noqa: E402
 from training.loop import accumulate_gradients  # noqa: E402
-from training.model import GPT, GPTConfig  # noqa: E402
-from training.runinfo import shown_path  # noqa: E402
+from training.model import GPT, GPTConfig, summed_loss  # noqa: E402
 
 PRESETS = {
     "cpu": dict(n_layer=4, n_embd=256, n_head=4, n_kv_head=2, intermediate_size=688,
@@ -55,14 +53,7 @@ class LlamaLoss(torch.nn.Module):
         self.model = model
 
     def forward(self, idx, targets):
-        logits = self.model(input_ids=idx).logits
-        loss = F.cross_entropy(
-            logits.float().view(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=-100,
-            reduction="sum",
-        )
-        return loss, (targets != -100).sum()
+        return summed_loss(self.model(input_ids=idx).logits, targets)
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -172,9 +163,7 @@ def main() -> None:
     }
     if peak:
         numbers["ours MFU"] = result["mfu"]["ours"]
-    append_entry(
-        "benchmark", f"training throughput on {result['device']}", numbers, [shown_path(path)]
-    )
+    append_entry("benchmark", f"training throughput on {result['device']}", numbers, [path])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,32 @@ def journal_dir() -> Path:
     return Path(os.environ.get("CHATFORGE_DAILY_LOG", REPO_ROOT / "daily-log"))
 
 
+def git_revision() -> str:
+    """The checked-out commit, with `+dirty` when tracked files have uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as the journal shows it: relative to the repository when inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
+
+
 def current_command() -> str:
     """The command line that started this process, as a person would retype it."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
@@ -32,9 +59,7 @@ def current_command() -> str:
         args = ["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
     else:
         script = sys.argv[0]
-        path = Path(script).resolve()
-        shown = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else script
-        args = ["python", shown, *sys.argv[1:]]
+        args = ["python", shown_path(script), *sys.argv[1:]]
     return shlex.join(args)
 
 
@@ -63,7 +88,7 @@ def append_entry(
     if numbers:
         lines.append("- " + "; ".join(f"{k}: {_format(v)}" for k, v in numbers.items()))
     for artifact in artifacts:
-        lines.append(f"- artifact: `{artifact}`")
+        lines.append(f"- artifact: `{shown_path(artifact)}`")
     if notes:
         lines.append(f"- {notes}")
     with path.open("a") as f:

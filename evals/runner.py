@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import grpc
 from tqdm import tqdm
 
 from evals.errors import EvalError
-from evals.journal import REPO_ROOT, append_entry
+from evals.journal import REPO_ROOT, append_entry, git_revision
 from evals.report import markdown_report
 from evals.results import Row, RunResult, dumps, save_results
 from evals.suites import Suite, SuiteConfig, get_suite
@@ -65,25 +64,6 @@ class RunOutcome:
     results_path: Path
     report_path: Path
     model_copy: str | None  # where the model's evals/ copy went, if anywhere
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _slug(text: str) -> str:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from training.corpus import REPO_ROOT, load_documents
 from training.errors import TrainingError
-from training.runinfo import shown_path
 
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [ENDOFTEXT, IM_START, IM_END]
@@ -138,4 +137,4 @@ def run(args: argparse.Namespace) -> None:
     numbers = {"vocab": len(tokenizer), "bytes/token (ours)": report["ours"]}
     if "reference" in report:
         numbers["bytes/token (default model)"] = report["reference"]
-    append_entry("tokenizer", f"byte-level BPE {len(tokenizer)}", numbers, [shown_path(args.out)])
+    append_entry("tokenizer", f"byte-level BPE {len(tokenizer)}", numbers, [args.out])

@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from training.errors import TrainingError
 from training.questions import QUESTIONS_FILE, generate_questions
-from training.runinfo import shown_path
 from training.sources import Source, open_source
 from training.textparse import Section, parse_file
 
@@ -285,5 +284,5 @@ def run(args: argparse.Namespace) -> None:
             "skipped": len(manifest["skipped"]),
             "content hash": manifest["content_hash"][:12],
         },
-        [shown_path(out)],
+        [out],
     )

@@ -28,7 +28,6 @@ from training.bpe import ENDOFTEXT, IM_END, IM_START
 from training.errors import TrainingError
 from training.model import GPT, GPTConfig
 from training.model_registry import RUNS_REGISTRY, register
-from training.runinfo import shown_path
 
 RUN_FILES = ("run.json", "metrics.jsonl")
 
@@ -153,5 +152,5 @@ def run(args: argparse.Namespace) -> None:
         "export",
         f"{args.run.name} -> transformers Llama",
         {"registered as": args.register or "-"},
-        [shown_path(out)],
+        [out],
     )

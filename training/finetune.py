@@ -41,9 +41,7 @@ import argparse
 import dataclasses
 import json
 import math
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -53,9 +51,11 @@ from typing import Literal
 import torch
 from tqdm import tqdm
 
+from evals.journal import git_revision
 from training.chat_data import ChatSplits, encode_all, load_chat_data, sample
 from training.errors import TrainingError
 from training.model_registry import REPO_ROOT, RUNS_REGISTRY, register, resolve_model
+from training.runinfo import hardware
 
 METHODS = ("lora", "qlora", "full")
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -271,28 +271,6 @@ def answer_perplexity(model, rows: list[dict], collator, batch_size: int) -> flo
     return math.exp(total_nll / max(total_tokens, 1))
 
 
-def _git_revision() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
-
-
-def _hardware(device: torch.device) -> dict:
-    info = {
-        "device": str(device),
-        "cpu": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
 def _default_name(config: FinetuneConfig) -> str:
     stem = Path(config.base.rstrip("/")).name
     return f"{stem}-docs-{config.method}"
@@ -473,8 +451,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         "data": {"source": splits.source, "available": splits.counts(), "skipped": splits.skipped}
         | {f"used_{k}": len(v) for k, v in encoded.items()},
         "parameters": {"trainable": trainable, "total": total},
-        "hardware": _hardware(device),
-        "git_revision": _git_revision(),
+        "hardware": hardware(device, world=1),
+        "git_revision": git_revision(),
         "duration_seconds": round(time.monotonic() - started, 1),
         "final_metrics": final,
         "outputs": {k: str(v) for k, v in servable.items()},

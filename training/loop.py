@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from evals.journal import git_revision
 from training import checkpoint, distributed, runinfo
 from training.batches import RowOrder, TokenRows
 from training.errors import TrainingError
@@ -374,7 +375,7 @@ def _train(cfg, model_config, train_rows, val_rows, run_meta, init_state, ctx) -
         "total_steps": total_steps,
         "gradient_accumulation": accum,
         "hardware": runinfo.hardware(ctx.device, ctx.world),
-        "git_revision": runinfo.git_revision(),
+        "git_revision": git_revision(),
         "precision": "bf16 autocast" if use_bf16 else "fp32",
         "compiled": use_compile,
     }

@@ -28,6 +28,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy over the targets that count (-100 is ignored) and their number;
+    the loop divides the two after accumulating micro-batches, so any split of a batch
+    gives the same gradient."""
+    loss = F.cross_entropy(
+        logits.float().view(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=-100,
+        reduction="sum",
+    )
+    return loss, (targets != -100).sum()
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int
@@ -200,13 +213,7 @@ class GPT(nn.Module):
         logits = self.lm_head(self.norm(x))
         if targets is None:
             return logits
-        loss = F.cross_entropy(
-            logits.float().view(-1, logits.shape[-1]),
-            targets.reshape(-1),
-            ignore_index=-100,
-            reduction="sum",
-        )
-        return loss, (targets != -100).sum()
+        return summed_loss(logits, targets)
 
     def num_parameters(self, embeddings: bool = True) -> int:
         total = sum(p.numel() for p in self.parameters())

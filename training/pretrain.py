@@ -38,7 +38,6 @@ from training.loop import (
     write_run_json,
 )
 from training.model import GPT, GPTConfig
-from training.runinfo import shown_path
 
 TOKENIZER_DIR = "tokenizer"
 
@@ -182,7 +181,7 @@ def report(
         "minutes": result.duration_s / 60,
     }
     title = f"{result.parameters / 1e6:.2f}M-parameter GPT"
-    append_entry(kind, title, {**common, **numbers}, [shown_path(out)])
+    append_entry(kind, title, {**common, **numbers}, [out])
 
 
 def headline(judged: dict) -> str:

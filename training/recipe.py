@@ -24,7 +24,6 @@ from pathlib import Path
 
 from training.corpus import REPO_ROOT
 from training.errors import TrainingError
-from training.runinfo import shown_path
 
 MODEL_NAME = "scratch-gpt"
 
@@ -146,5 +145,5 @@ def run(args: argparse.Namespace) -> None:
             "val bits/byte": final["val_bits_per_byte"],
             "sft val loss": tuned["final"]["val_loss"],
         },
-        [shown_path(p) for p in (base, chat, export, runs / "models.yaml")],
+        [base, chat, export, runs / "models.yaml"],
     )

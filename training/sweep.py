@@ -26,7 +26,6 @@ from training.errors import TrainingError
 from training.loop import TrainConfig, train
 from training.model import GPT, GPTConfig
 from training.pretrain import load_tokenizer, token_stream
-from training.runinfo import shown_path
 
 
 def _floats(text: str) -> list[float]:
@@ -199,5 +198,5 @@ def run(args: argparse.Namespace) -> None:
         "sweep",
         f"depths {args.depths} x budgets {args.budgets}",
         best,
-        [shown_path(table), shown_path(plot)],
+        [table, plot],
     )

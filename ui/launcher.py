@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from backend.launcher import stop_child
+
 
 class UiError(RuntimeError):
     pass
@@ -94,14 +96,7 @@ class UiProcess:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         """Signal the UI and wait for it to exit; kill it if it hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_child(self.process, sig, timeout)
 
     def __enter__(self) -> UiProcess:
         return self.start()
