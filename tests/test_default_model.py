@@ -1,8 +1,12 @@
 """The real default model (SmolLM2-135M-Instruct) served by a real server process."""
 
+import subprocess
+import sys
+
 import pytest
 
 from backend.client import ChatClient
+from backend.gguf_convert import converted_dir
 from chat.v1 import chat_pb2
 
 pytestmark = pytest.mark.slow
@@ -23,3 +27,17 @@ def test_capital_of_france_is_paris(default_server):
     assert card.name == "smollm2-135m-instruct"
     assert card.architecture == "LlamaForCausalLM"
     assert 130e6 < card.parameters < 140e6
+
+
+def test_prepare_default_is_idempotent(default_server):
+    # The server converted the GGUF on its first start; a second run must reuse it.
+    weights = converted_dir("builtin") / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "prepare-default"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == str(converted_dir("builtin"))
+    assert weights.stat().st_mtime_ns == before
+    leftovers = [p.name for p in weights.parent.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # no half-written temporary folder beside it
