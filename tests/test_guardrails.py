@@ -206,3 +206,14 @@ def test_cache_bounds_entries_bytes_and_ttl():
         small.put(key, _reply(key * 100))
     assert small.bytes <= 700 and len(small) == 1
     ResponseCache(CacheConfig(max_entries=0)).put("x", _reply("x"))  # disabled: no error
+
+
+def test_filter_holds_back_nothing_for_kinds_it_does_not_check():
+    # Holding a trailing word back only matters while it could become an email address.
+    no_email = OutputFilter(kinds=("phone", "card"), secrets=())
+    assert no_email.feed("As").text == "As"
+    assert no_email.feed(" the").text == " the"
+    nothing = OutputFilter(kinds=(), secrets=())
+    assert nothing.feed("mail me at jane").text == "mail me at jane"
+    emails = OutputFilter(kinds=("email",), secrets=())
+    assert emails.feed("As").text == ""  # could still become As@example.com
