@@ -77,8 +77,9 @@ _ACTIONS = {
 STAGES = ("input", "retrieval", "output")
 
 
-def guardrail_event(verdict: Verdict) -> chat_pb2.ChatEvent:
-    """A guardrail finding as a stream event (also used for dropped retrieved chunks)."""
+def guardrail_event(verdict: Verdict, source: str = "") -> chat_pb2.ChatEvent:
+    """A guardrail finding as a stream event; for a dropped retrieved chunk, `source` names
+    it (path#anchor), so a reader sees which source was left out and why."""
     return chat_pb2.ChatEvent(
         guardrail=chat_pb2.GuardrailEvent(
             action=_ACTIONS[verdict.action],
@@ -86,6 +87,7 @@ def guardrail_event(verdict: Verdict) -> chat_pb2.ChatEvent:
             reason=verdict.reason,
             stage=verdict.stage,
             score=verdict.score,
+            source=source,
         )
     )
 
@@ -252,8 +254,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 )
                 yield _finished(chat_pb2.BLOCKED, chat_pb2.Usage())
                 return
-            for verdict in dropped:
-                yield guardrail_event(verdict)
+            for verdict, source in dropped:
+                yield guardrail_event(verdict, source)
             if rag.citations is not None:
                 yield chat_pb2.ChatEvent(citations=rag.citations)
             if replay is not None:
@@ -271,15 +273,21 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
     def _drop_flagged_chunks(
         self, found: RetrievedSources | None
-    ) -> tuple[RetrievedSources | None, list[Verdict]]:
+    ) -> tuple[RetrievedSources | None, list[tuple[Verdict, str]]]:
         """Retrieved chunks the retrieval guardrail blocks never reach the prompt; its
-        findings (blocked or flagged) become guardrail events."""
+        findings (blocked or flagged) become guardrail events, each with its chunk's
+        path#anchor."""
         if found is None:
             return None, []
         drops = self.guard.check_chunks([s.chunk.indexed_text for s in found.sources])
         blocked = {d.index for d in drops if d.verdict.action == "block"}
         kept = [s for i, s in enumerate(found.sources) if i not in blocked]
-        return replace(found, sources=kept), [d.verdict for d in drops]
+        findings = []
+        for drop in drops:
+            chunk = found.sources[drop.index].chunk
+            where = f"{chunk.source_path}#{chunk.anchor}" if chunk.anchor else chunk.source_path
+            findings.append((drop.verdict, where))
+        return replace(found, sources=kept), findings
 
     def _cache_lookup(self, model, messages, sampling, stop, collection_version):
         """(key, stored reply): key None when the request is not cacheable."""

@@ -34,7 +34,7 @@ def _collection_arg(value: str) -> tuple[str, str]:
 def _serve(args: argparse.Namespace) -> int:
     from backend.guardrails import Policy, load_policy
     from backend.response_cache import CacheConfig
-    from backend.retrieval.index import current_folder, no_index_message
+    from backend.retrieval.index import being_built, current_folder, no_index_message
 
     registry = load_registry(args.config)
     # Both files are checked before torch is imported. Without --policy the repository's
@@ -50,8 +50,10 @@ def _serve(args: argparse.Namespace) -> int:
     for name, folder in args.collection:
         registry.add_collection(name, folder)
     for name, spec in registry.collections.items():
-        if current_folder(Path(spec.index)) is None:
-            raise IngestError(f"collection {name}: {no_index_message(Path(spec.index))}")
+        folder = Path(spec.index)
+        # An index folder an ingest is still filling is served as "being built".
+        if current_folder(folder) is None and not being_built(folder):
+            raise IngestError(f"collection {name}: {no_index_message(folder)}")
 
     from backend.server import ServerConfig, serve_forever
 

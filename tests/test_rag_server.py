@@ -17,7 +17,7 @@ from backend.retrieval.embedder import shared_embedder
 from backend.retrieval.index import open_index
 from backend.retrieval.ingest import ingest
 from tests.helpers import wait_for
-from tests.rag_fixtures import PAGES
+from tests.rag_fixtures import PAGES, document, write_documents, write_pages
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -153,11 +153,70 @@ def test_server_serves_a_reingest_without_restarting(rag_server, docs_index):
     assert not after[-1].finished.usage.cached  # the cache keys on the collection version
 
 
+def test_a_collection_being_built_is_served_once_published(tiny_registry, tmp_path):
+    """`make demo`'s first run: the server starts while an ingest is still filling the
+    collection's folder, answers UNAVAILABLE for it (and the UI's toggle says why), then
+    serves it after the ingest publishes, without a restart."""
+    import gradio as gr
+
+    from ui.retrieval_controls import RetrievalControls
+
+    index_dir = tmp_path / "docs"
+    index_dir.mkdir()
+    extra = ["--collection", f"docs={index_dir}"]
+    with (
+        BackendProcess(tiny_registry, extra_args=extra, log_path=tmp_path / "s.log") as server,
+        ChatClient(server.target, retry=RetryPolicy(attempts=1)) as client,
+    ):
+        [listed] = client.list_collections().collections
+        assert (listed.name, listed.building, listed.documents, listed.version) == (
+            "docs", True, 0, ""
+        )  # fmt: skip
+        assert "collection docs is still being built" in listed.detail
+        for call in (
+            lambda: client.retrieve("sprockets"),
+            lambda: list(client.chat("What is a sprocket?", rag={"enabled": True})),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                call()
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "collection docs is still being built" in info.value.details()
+            assert "serves it as soon as the ingest finishes" in info.value.details()
+        with gr.Blocks():
+            controls = RetrievalControls(lambda: client)
+        toggle, picker, note = controls.load()
+        assert toggle.interactive and picker.value == "docs"
+        assert "**docs: being built.** collection docs is still being built" in note
+        unticked, message = controls.check(True, "docs")
+        assert unticked.value is False
+        assert message.startswith("**Answering from documents is not available yet.**")
+
+        widgets = document("widgets.rst", "Widgets", [
+            ("Widgets", "", "The widgets module manages sprockets."),
+            ("Frobnicate", "frobnicate", "frobnicate(crate) counts the sprockets in a crate."),
+        ])  # fmt: skip
+        report = ingest(write_documents(tmp_path / "documents.jsonl", [widgets]), "docs",
+                        index_dir, embedder=shared_embedder())  # fmt: skip
+        assert report.published
+        chunks = client.retrieve("How many sprockets are in the crate?", k=1).chunks
+        assert (chunks[0].source_path, chunks[0].anchor) == ("widgets.rst", "frobnicate")
+        [listed] = client.list_collections().collections
+        assert not listed.building and listed.detail == ""
+        assert (listed.version, listed.documents) == (report.version, 1)
+        events = list(client.chat("Frobnicate?", rag={"enabled": True}, sampling={"max_tokens": 2}))
+        assert events[1].citations.citations[0].source_path == "widgets.rst"
+        kept, note = controls.check(True, "docs")
+        assert note == "docs: 1 documents, 2 chunks"
+
+
 def test_serve_rejects_a_missing_index_in_one_line(tmp_path):
     bad = run_backend("serve", "--port", "0", "--collection", f"x={tmp_path / 'none'}")
     assert bad.returncode == 2
     assert "collection x:" in bad.stderr and "no retrieval index there" in bad.stderr
     assert "python -m backend ingest" in bad.stderr and "Traceback" not in bad.stderr
+    pages = write_pages(tmp_path / "pages")  # a folder of other files is no index folder
+    not_index = run_backend("serve", "--port", "0", "--collection", f"x={pages}")
+    assert not_index.returncode == 2 and "no retrieval index there" in not_index.stderr
     malformed = run_backend("serve", "--collection", "just-a-name")
     assert malformed.returncode == 2 and "expected NAME=INDEX_DIR" in malformed.stderr
 

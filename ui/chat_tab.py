@@ -9,10 +9,11 @@ Design decisions:
   keyword arguments of `ChatClient.chat` (`model=`, `sampling=`). The reply handler takes
   its inputs as a set, so it receives `{component: value}`; a new control (the retrieval
   toggle that becomes `rag=`) is one more entry in `ChatTab.controls`, not a new signature.
-- Replies are read into a `Reply` that applies events by kind; later event kinds
-  (guardrail verdicts) are one more branch there and one more output. Citations are kept
-  with the reply and drawn under its text (ui/retrieval_controls.py); the chatbot's
-  messages (`display`) therefore differ from the text-only `history` sent to the backend.
+- Replies are read into a `Reply` that applies events by kind. Citations are kept with
+  the reply and drawn under its text (ui/retrieval_controls.py); guardrail events are kept
+  too and drawn as a notice around it (ui/guardrail_notice.py: a blocked request, redacted
+  personal data, dropped sources). The chatbot's messages (`display`) therefore differ
+  from the text-only `history` sent to the backend.
 - Stop cancels the gRPC call itself (`ChatStream.cancel`), which the server sees as a
   cancelled RPC and stops decoding within one step. The stream of each browser session is
   kept in `ActiveStreams`, so Stop reaches the right call; the stop event bypasses the
@@ -37,6 +38,7 @@ import gradio as gr
 from backend.client import ChatClient, ChatStream
 from chat.v1 import chat_pb2
 from ui.errors import BACKEND_ERRORS, describe_error
+from ui.guardrail_notice import notices
 from ui.retrieval_controls import RetrievalControls, format_sources
 
 ClientFactory = Callable[[], ChatClient]
@@ -165,14 +167,17 @@ class Reply:
     tokens: int = 0
     finished: chat_pb2.Finished | None = None
     citations: list[chat_pb2.Citation] = field(default_factory=list)
+    guardrails: list[chat_pb2.GuardrailEvent] = field(default_factory=list)
 
     def apply(self, event: chat_pb2.ChatEvent) -> None:
         kind = event.WhichOneof("event")
         if kind == "started":  # a retried call starts again (retries precede any text)
             self.model, self.text, self.tokens = event.started.model, "", 0
-            self.citations = []
+            self.citations, self.guardrails = [], []
         elif kind == "citations":
             self.citations = list(event.citations.citations)
+        elif kind == "guardrail":
+            self.guardrails.append(event.guardrail)
         elif kind == "delta":
             self.text += event.delta.text
             self.tokens += event.delta.token_count
@@ -181,10 +186,11 @@ class Reply:
 
     @property
     def shown(self) -> str:
-        """The answer as displayed: its text, then its sources."""
-        if not self.citations:
-            return self.text
-        return f"{self.text}\n\n{format_sources(self.citations)}".lstrip()
+        """The answer as displayed: the guardrails' notice about the question and the
+        sources, the text, the notice about the answer, then the sources."""
+        before, after = notices(self.guardrails, self.finished)
+        sources = format_sources(self.citations) if self.citations else ""
+        return "\n\n".join(part for part in (before, self.text, after, sources) if part)
 
     def usage_line(self) -> str:
         if self.finished is None:
@@ -295,7 +301,8 @@ class ChatTab:
             for event in stream:
                 reply.apply(event)
                 due = time.monotonic() - refreshed >= REFRESH_SECONDS
-                if event.HasField("citations") or (reply.shown and due):  # sources at once
+                at_once = event.HasField("citations") or event.HasField("guardrail")
+                if at_once or (reply.shown and due):  # sources and notices at once
                     shown[-1]["content"] = reply.shown
                     yield {self.chatbot: shown}
                     refreshed = time.monotonic()
@@ -317,6 +324,10 @@ class ChatTab:
         elif error is not None:  # nothing answered: show why, keep the question to retry
             shown[-1]["content"] = "*No answer: see the error below.*"
             yield {self.message: question, self.chatbot: shown, self.status: error}
+        elif reply.guardrails:  # no text, but the guardrails say why: keep their notice
+            shown[-1]["content"] = reply.shown
+            status = f"No answer. {reply.usage_line()}"
+            yield {self.chatbot: shown, self.display: shown, self.status: status}
         else:
             shown.pop()
             yield {self.chatbot: shown, self.status: f"No answer. {reply.usage_line()}"}

@@ -6,6 +6,11 @@ Design decisions:
 - The picker lists what `ListCollections` returns, the server's default preselected. A
   backend without collections leaves the toggle disabled with a line saying how to add
   one, so no request can fail for it.
+- A collection still being built (the server lists it with `building` and the reason) is
+  shown with the server's message. Ticking the toggle asks the server again: while the
+  picked collection is still being built the toggle unticks itself and the message says
+  why; once the ingest has published it, the tick holds. So a page opened during
+  `make demo`'s first build starts answering from documents without a reload.
 - Sources are Markdown under the answer text in the assistant's message: the title links to
   the exact section when the collection knows where its pages live on the web, otherwise
   the path and anchor are shown; the snippet follows as a quote. They are drawn as soon as
@@ -30,7 +35,7 @@ DEFAULT_K = 4
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
 
 
-def _escape(text: str) -> str:
+def escape_markdown(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
@@ -39,10 +44,22 @@ def format_sources(citations: Sequence[chat_pb2.Citation]) -> str:
     lines = ["**Sources**", ""]
     for c in citations:
         where = f"{c.source_path}#{c.anchor}" if c.anchor else c.source_path
-        title = f"[{_escape(c.title)}]({c.url})" if c.url else f"{_escape(c.title)} · `{where}`"
+        name = escape_markdown(c.title)
+        title = f"[{name}]({c.url})" if c.url else f"{name} · `{where}`"
         lines.append(f"{c.index}. {title}  ")
-        lines.append(f"   > {_escape(c.snippet)}")
+        lines.append(f"   > {escape_markdown(c.snippet)}")
     return "\n".join(lines)
+
+
+def describe_collections(collections: Sequence[chat_pb2.Collection]) -> str:
+    """One line per collection: its size, or the server's word that it is being built."""
+    lines = []
+    for c in collections:
+        if c.building:
+            lines.append(f"**{c.name}: being built.** {c.detail}.")
+        else:
+            lines.append(f"{c.name}: {c.documents} documents, {c.chunks} chunks")
+    return "  \n".join(lines)
 
 
 class RetrievalControls:
@@ -63,6 +80,13 @@ class RetrievalControls:
         self.info = gr.Markdown(elem_id="chat-rag-info")
         self.components = [self.enabled, self.collection, self.k]
         self.outputs = [self.enabled, self.collection, self.info]
+        gr.on(
+            [self.enabled.input, self.collection.input],
+            self.check,
+            [self.enabled, self.collection],
+            [self.enabled, self.info],
+            queue=False,
+        )
 
     def load(self) -> tuple[Any, Any, str]:
         client = self._client_factory()
@@ -79,11 +103,33 @@ class RetrievalControls:
                 "ingest` and start the backend with `--collection NAME=INDEX_DIR`.",
             )
         default = next((c.name for c in collections if c.is_default), collections[0].name)
-        info = "; ".join(
-            f"{c.name}: {c.documents} documents, {c.chunks} chunks" for c in collections
-        )
         choices = [c.name for c in collections]
-        return gr.Checkbox(interactive=True), gr.Dropdown(choices=choices, value=default), info
+        return (
+            gr.Checkbox(interactive=True),
+            gr.Dropdown(choices=choices, value=default),
+            describe_collections(collections),
+        )
+
+    def check(self, enabled: bool, name: str | None) -> tuple[Any, str]:
+        """On ticking the toggle (or picking another collection with it ticked): is the
+        collection ready? While it is being built the toggle unticks and says why."""
+        if not enabled:
+            return gr.skip(), gr.skip()
+        client = self._client_factory()
+        try:
+            collections = client.list_collections().collections
+        except BACKEND_ERRORS as error:
+            return gr.Checkbox(value=False), describe_error(error, client.target)
+        picked = next((c for c in collections if c.name == name), None)
+        if picked is None:
+            return gr.Checkbox(value=False), (
+                f"The backend no longer serves collection {name!r}; press Refresh."
+            )
+        if picked.building:
+            return gr.Checkbox(value=False), (
+                f"**Answering from documents is not available yet.** {picked.detail}."
+            )
+        return gr.skip(), describe_collections(collections)
 
     def chat_kwargs(self, values: dict) -> dict[str, Any]:
         if not values[self.enabled]:

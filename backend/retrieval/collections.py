@@ -6,10 +6,16 @@ Design decisions:
 - A collection follows its index folder: each search checks where `current` points (one
   readlink) and, when an ingest has published a new version, loads it before searching.
   Requests in flight keep the snapshot they started with, so a swap never mixes versions.
+- A collection whose folder has no published index yet (an ingest is building it, as on
+  `make demo`'s first run) is "being built": it is listed with `building` set, Retrieve
+  and Chat with rag answer UNAVAILABLE with a message saying so, and the same check that
+  follows re-ingests loads it on the first request after the ingest publishes it, so the
+  server never needs a restart and never waits at start-up for an index.
 - `version` (the index's content hash) is exposed with every result, so a response cache
   can key on it and is invalidated exactly when the collection's content changes.
 - Errors are `RequestError`s with the status codes of the API: no collection at all or an
-  unknown name is NOT_FOUND, bad k or weights INVALID_ARGUMENT (see backend/validation.py).
+  unknown name is NOT_FOUND, bad k or weights INVALID_ARGUMENT (see backend/validation.py),
+  a collection still being built UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -67,23 +73,42 @@ class Collection:
         self.name = name
         self.index_dir = Path(index_dir)
         self.embedder = embedder
-        self._snapshot = open_index(self.index_dir)
         self._lock = threading.Lock()
+        self._snapshot: IndexSnapshot | None = None
+        self._latest()  # loads the index now if it has been published
+
+    def _latest(self) -> IndexSnapshot | None:
+        """The current version, loading it first if an ingest has published a new one (or
+        the first one); None while no version has been published."""
+        folder = current_folder(self.index_dir)
+        loaded = self._snapshot
+        if folder is not None and (loaded is None or folder != loaded.folder):
+            with self._lock:
+                if self._snapshot is None or folder != self._snapshot.folder:
+                    snapshot = open_index(self.index_dir)
+                    before = self._snapshot.version if self._snapshot else "(being built)"
+                    log.info("collection %s: version %s -> %s", self.name, before, snapshot.version)
+                    self._snapshot = snapshot
+        return self._snapshot
+
+    @property
+    def building(self) -> bool:
+        return self._latest() is None
+
+    def building_message(self) -> str:
+        return (
+            f"collection {self.name} is still being built: its index has not been published "
+            "yet. The server serves it as soon as the ingest finishes; ask without documents "
+            "meanwhile, or retry later"
+        )
 
     @property
     def snapshot(self) -> IndexSnapshot:
-        """The current version, reloading first if an ingest has published a new one."""
-        folder = current_folder(self.index_dir)
-        if folder is not None and folder != self._snapshot.folder:
-            with self._lock:
-                if folder != self._snapshot.folder:
-                    snapshot = open_index(self.index_dir)
-                    log.info(
-                        "collection %s: version %s -> %s",
-                        self.name, self._snapshot.version, snapshot.version,
-                    )  # fmt: skip
-                    self._snapshot = snapshot
-        return self._snapshot
+        """The current version; UNAVAILABLE while the collection is being built."""
+        snapshot = self._latest()
+        if snapshot is None:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, self.building_message())
+        return snapshot
 
     def search(self, query: str, params: RetrievalParams) -> RetrievedSources:
         snapshot = self.snapshot
@@ -94,7 +119,14 @@ class Collection:
         return RetrievedSources(self.name, snapshot.version, sources)
 
     def describe(self, is_default: bool) -> chat_pb2.Collection:
-        snapshot = self.snapshot
+        snapshot = self._latest()
+        if snapshot is None:
+            return chat_pb2.Collection(
+                name=self.name,
+                is_default=is_default,
+                building=True,
+                detail=self.building_message(),
+            )
         return chat_pb2.Collection(
             name=self.name,
             documents=len(snapshot.manifest["documents"]),
@@ -119,8 +151,16 @@ class CollectionSet:
             embedder = shared_embedder()
             for name, spec in specs.items():
                 log.info("loading collection %s from %s", name, spec.index)
-                self.collections[name] = Collection(name, Path(spec.index), embedder)
-                log.info("collection %s: version %s", name, self.collections[name].snapshot.version)
+                collection = Collection(name, Path(spec.index), embedder)
+                self.collections[name] = collection
+                if collection.building:
+                    log.warning(
+                        "collection %s: no index published in %s yet (being built); it "
+                        "answers UNAVAILABLE until an ingest publishes one",
+                        name, spec.index,
+                    )  # fmt: skip
+                else:
+                    log.info("collection %s: version %s", name, collection.snapshot.version)
         self.default = default
         self.ready.set()
 
@@ -163,7 +203,10 @@ class CollectionSet:
         if not rag.enabled:
             return None
         params = validate_retrieval(rag, DEFAULT_CHAT_K, prefix="rag.")
-        return ChatRetrieval(self.get(params.collection, "rag"), params)
+        collection = self.get(params.collection, "rag")
+        if collection.building:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, collection.building_message())
+        return ChatRetrieval(collection, params)
 
 
 @dataclass(frozen=True)

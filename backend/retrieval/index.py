@@ -45,6 +45,7 @@ from backend.retrieval.lexical import LexicalIndex
 
 CURRENT = "current"
 VERSIONS = "versions"
+CORPUS = "corpus"
 MANIFEST = "manifest.json"
 CHUNKS = "chunks.jsonl"
 VECTORS = "vectors.npy"
@@ -153,6 +154,16 @@ def current_folder(index_dir: Path) -> Path | None:
     except OSError:
         return None
     return (link.parent / target).resolve()
+
+
+def being_built(index_dir: Path) -> bool:
+    """No version published yet, and the folder holds nothing but what an ingest writes
+    while it works (its corpus, resume cache and lock): an index on its way. A folder with
+    other files is not an index folder at all."""
+    index_dir = Path(index_dir)
+    if current_folder(index_dir) is not None or not index_dir.is_dir():
+        return False
+    return all(p.name in (CORPUS, VERSIONS) or p.name.startswith(".") for p in index_dir.iterdir())
 
 
 def read_manifest(folder: Path) -> dict:

@@ -42,6 +42,7 @@ from backend.retrieval.chunking import Chunk, ChunkSettings, chunk_document
 from backend.retrieval.documents import IngestError, SourceDocument, read_documents
 from backend.retrieval.embedder import MODEL_NAME, Embedder, TokenCounter, shared_embedder
 from backend.retrieval.index import (
+    CORPUS,
     FORMAT,
     DenseIndexSpec,
     IndexSnapshot,
@@ -55,7 +56,6 @@ from backend.retrieval.lexical import LexicalIndex
 
 PYDOCS_URL = "https://docs.python.org/3.11/"  # where the pydocs pages live on the web
 DOCUMENTS_FILE = "documents.jsonl"
-CORPUS_DIR = "corpus"
 PARTIAL_DIR = ".partial"
 LOCK_FILE = ".ingest.lock"
 EMBED_GROUP = 512  # chunks embedded between two saves of the resume cache
@@ -109,7 +109,7 @@ def run_corpus_pipeline(source: str, out: Path) -> Path:
 def resolve_documents(source: str, index_dir: Path) -> Path:
     """The documents.jsonl for `source`, running the corpus pipeline when it is pages."""
     if source == "pydocs":
-        return run_corpus_pipeline(source, index_dir / CORPUS_DIR)
+        return run_corpus_pipeline(source, index_dir / CORPUS)
     path = Path(source).expanduser()
     if path.is_file():
         if path.suffix == ".jsonl":
@@ -121,7 +121,7 @@ def resolve_documents(source: str, index_dir: Path) -> Path:
     if path.is_dir():
         if (path / DOCUMENTS_FILE).is_file():
             return path / DOCUMENTS_FILE
-        return run_corpus_pipeline(str(path.resolve()), index_dir / CORPUS_DIR)
+        return run_corpus_pipeline(str(path.resolve()), index_dir / CORPUS)
     raise IngestError(
         f"{source}: no such file or folder; give a documents.jsonl (or a corpus folder "
         "holding one), a folder of .html/.md/.rst/.txt pages, or `pydocs`"

@@ -146,18 +146,20 @@ class Citations(_message.Message):
     def __init__(self, citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ...) -> None: ...
 
 class GuardrailEvent(_message.Message):
-    __slots__ = ("action", "category", "reason", "stage", "score")
+    __slots__ = ("action", "category", "reason", "stage", "score", "source")
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     action: GuardrailAction
     category: str
     reason: str
     stage: str
     score: float
-    def __init__(self, action: _Optional[_Union[GuardrailAction, str]] = ..., category: _Optional[str] = ..., reason: _Optional[str] = ..., stage: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+    source: str
+    def __init__(self, action: _Optional[_Union[GuardrailAction, str]] = ..., category: _Optional[str] = ..., reason: _Optional[str] = ..., stage: _Optional[str] = ..., score: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "cached")
@@ -300,20 +302,24 @@ class ListCollectionsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "documents", "chunks", "embedding_model", "version", "is_default")
+    __slots__ = ("name", "documents", "chunks", "embedding_model", "version", "is_default", "building", "detail")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    BUILDING_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
     name: str
     documents: int
     chunks: int
     embedding_model: str
     version: str
     is_default: bool
-    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., embedding_model: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    building: bool
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., embedding_model: _Optional[str] = ..., version: _Optional[str] = ..., is_default: _Optional[bool] = ..., building: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsResponse(_message.Message):
     __slots__ = ("collections",)
