@@ -13,7 +13,9 @@ Design decisions:
   the reply and drawn under its text (ui/retrieval_controls.py); guardrail events are kept
   too and drawn as a notice around it (ui/guardrail_notice.py: a blocked request, redacted
   personal data, dropped sources). The chatbot's messages (`display`) therefore differ
-  from the text-only `history` sent to the backend.
+  from the text-only `history` sent to the backend. A question the guardrails blocked
+  stays on screen with its notice but is left out of that history: the server screens
+  every user turn, so sending it again would block every later turn of the conversation.
 - Stop cancels the gRPC call itself (`ChatStream.cancel`), which the server sees as a
   cancelled RPC and stops decoding within one step. The stream of each browser session is
   kept in `ActiveStreams`, so Stop reaches the right call; the stop event bypasses the
@@ -38,7 +40,7 @@ import gradio as gr
 from backend.client import ChatClient, ChatStream
 from chat.v1 import chat_pb2
 from ui.errors import BACKEND_ERRORS, describe_error
-from ui.guardrail_notice import notices
+from ui.guardrail_notice import blocked_at_input, notices
 from ui.retrieval_controls import RetrievalControls, format_sources
 
 ClientFactory = Callable[[], ChatClient]
@@ -313,7 +315,10 @@ class ChatTab:
 
         if reply.text:  # a partial answer (stopped, or cut by an error) stays in the chat
             shown[-1]["content"] = reply.shown
-            history = [*messages, {"role": "assistant", "content": reply.text}]
+            if blocked_at_input(reply.guardrails):  # never seen by the model: not resent
+                history = values[self.history]
+            else:
+                history = [*messages, {"role": "assistant", "content": reply.text}]
             status = reply.usage_line() if error is None else f"{error}\n\n{reply.usage_line()}"
             yield {
                 self.chatbot: shown,

@@ -46,6 +46,11 @@ def _quote(lines: list[str]) -> str:
     return "\n".join(f"> {line}  " for line in lines)
 
 
+def blocked_at_input(events: Sequence[chat_pb2.GuardrailEvent]) -> bool:
+    """The guardrails refused the question itself: the model never saw it."""
+    return any(e.stage == "input" and e.action == chat_pb2.BLOCK for e in events)
+
+
 def notices(
     events: Sequence[chat_pb2.GuardrailEvent], finished: chat_pb2.Finished | None
 ) -> tuple[str, str]:
@@ -54,7 +59,7 @@ def notices(
     before = [_line(e) for e in events if e.stage != "output"]
     after = [_line(e) for e in events if e.stage == "output"]
     blocked = finished is not None and finished.finish_reason == chat_pb2.BLOCKED
-    if blocked and any(e.stage == "input" and e.action == chat_pb2.BLOCK for e in events):
+    if blocked and blocked_at_input(events):
         before.append("The model was not asked: what follows is the server's safe reply.")
     if before:
         before.insert(0, "**Guardrails**")
