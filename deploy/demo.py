@@ -4,10 +4,16 @@ Design decisions:
 - GGUF models in the registry are converted first, in the foreground, with their progress
   bar in the terminal (the first run on a fresh machine spends most of its time there);
   later runs find the converted checkpoint and go straight on.
-- The documentation collection (`pydocs` by default) is built on the first run with
-  `python -m backend ingest`, in the foreground with its progress bars, and found in
-  $CHATFORGE_HOME/collections afterwards; an interrupted build resumes where it stopped.
-  `--docs none` skips retrieval, `--docs FOLDER` uses other pages.
+- The documentation collection (`pydocs` by default) is found in
+  $CHATFORGE_HOME/collections once built. On the first run it is built in the background
+  (`backend.retrieval.ingest_process`: `python -m backend ingest` at a lower priority,
+  its progress in a log file named on screen and summed up in the terminal now and then)
+  while the backend and the UI start at once: embedding 25k chunks takes about a quarter
+  of an hour on a 2-core CPU, and nobody should wait that long to chat. The backend is
+  given the collection from the start; it answers UNAVAILABLE for it ("being built")
+  until the ingest publishes it, then serves it without a restart. Stopping the demo
+  stops the build too, and the next run resumes it where it stopped. `--docs none`
+  skips retrieval, `--docs FOLDER` uses other pages.
 - Both servers are child processes started by the project's launchers
   (`backend.launcher.BackendProcess`, `ui.launcher.UiProcess`), which wait on gRPC health
   and on the page answering, so the URL printed is one that works. The UI starts while the
@@ -17,10 +23,11 @@ Design decisions:
   `CHATFORGE_METRICS_PORT`, `CHATFORGE_UI_PORT`), then 50051, 9100 and 7860; 0 means any
   free port.
 - Ctrl-C in a terminal sends SIGINT to every process of the group (the backend starts
-  draining, the UI closes); SIGTERM reaches this script alone. Both end in the same path:
-  the UI is stopped first (its open streams are cancelled), then the backend drains, and
-  both are waited for, so nothing is left running. Signals that arrive while stopping are
-  ignored so that a second Ctrl-C cannot leave an orphan behind.
+  draining, the UI closes; the background build has its own group and is interrupted by
+  this script); SIGTERM reaches this script alone. Both end in the same path: the build
+  is interrupted (resumable), the UI is stopped (its open streams are cancelled), then the
+  backend drains, and all are waited for, so nothing is left running. Signals that arrive
+  while stopping are ignored so that a second Ctrl-C cannot leave an orphan behind.
 """
 
 from __future__ import annotations
@@ -28,23 +35,34 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
+from backend.client import ChatClient
 from backend.gguf_convert import prepare_gguf
 from backend.launcher import BackendError, BackendProcess
 from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
 from backend.retrieval.index import current_folder
 from backend.retrieval.ingest import default_index_dir
+from backend.retrieval.ingest_process import IngestProcess
 from ui.launcher import UiError, UiProcess
 
 ROOT = Path(__file__).resolve().parent.parent
+PROGRESS_EVERY = 30.0  # seconds between two progress lines of the background build
 
 
-class DocsError(RuntimeError):
-    """The documentation collection could not be built."""
+@dataclass(frozen=True)
+class Docs:
+    """The demo's documentation collection: where its pages come from and its index goes."""
+
+    name: str
+    source: str
+    index_dir: Path
+    built: bool  # a version has been published
 
 
 def _env_port(name: str, default: int) -> int:
@@ -75,25 +93,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def docs_collection(args: argparse.Namespace) -> tuple[str, Path] | None:
-    """(name, index folder) of the demo's documentation collection, built if missing."""
+def docs_collection(args: argparse.Namespace) -> Docs | None:
+    """The demo's documentation collection, or None with `--docs none`."""
     if args.docs == "none":
         return None
     name = "pydocs" if args.docs == "pydocs" else Path(args.docs).resolve().name
     index_dir = Path(args.docs_index) if args.docs_index else default_index_dir(name)
-    if current_folder(index_dir) is not None:
-        print(f"docs: collection {name} from {index_dir}", flush=True)
-        return name, index_dir
+    return Docs(name, args.docs, index_dir, built=current_folder(index_dir) is not None)
+
+
+def start_docs_build(docs: Docs, log_dir: Path) -> IngestProcess:
+    """Build the collection in the background; the backend serves it once published."""
+    docs.index_dir.mkdir(parents=True, exist_ok=True)  # the backend's "being built" folder
+    build = IngestProcess(docs.source, docs.name, docs.index_dir, log_dir / "ingest.log")
+    build.start()
     print(
-        f"docs: building collection {name} from {args.docs} into {index_dir} (first run only; "
-        "embedding takes a while on a CPU; an interrupted build resumes; --docs none skips)",
+        f"docs: building collection {docs.name} from {docs.source} in the background (first "
+        f"run only; chat works meanwhile, answering from documents once it is ready; an "
+        f"interrupted build resumes; --docs none skips); progress: {build.log_path}",
         flush=True,
     )
-    command = [sys.executable, "-m", "backend", "ingest", args.docs, "--collection", name]
-    done = subprocess.run([*command, "--index-dir", str(index_dir)])
-    if done.returncode != 0:
-        raise DocsError(f"building the {name} collection failed (its message is above)")
-    return name, index_dir
+    return build
+
+
+def report_docs_build(build: IngestProcess, docs: Docs, target: str) -> None:
+    """Say how the finished build went; on success, have the server load the collection."""
+    if build.returncode != 0:
+        print(
+            f"docs: building collection {docs.name} failed (exit code {build.returncode}); "
+            f"chat works without documents; the next `make demo` resumes the build. The end "
+            f"of {build.log_path}:\n{build.log_tail()}",
+            flush=True,
+        )
+        return
+    try:  # listing the collections loads the published index into the server
+        with ChatClient(target) as client:
+            listed = {c.name: c for c in client.list_collections().collections}
+    except grpc.RpcError as error:
+        print(f"docs: collection {docs.name} is built; the server says {error.code().name}")
+        return
+    collection = listed[docs.name]
+    print(
+        f"docs: collection {docs.name} is ready ({collection.documents} documents, "
+        f"{collection.chunks} chunks); tick 'Answer from documents' in the chat",
+        flush=True,
+    )
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -108,17 +152,21 @@ def run(args: argparse.Namespace) -> int:
         if spec.gguf:
             print(f"model {spec.name}: {prepare_gguf(spec.gguf)}", flush=True)
     docs = docs_collection(args)
-
     backend = BackendProcess(
         args.config,
         host=args.host,
         port=args.grpc_port,
         metrics_port=args.metrics_port,
-        extra_args=["--collection", f"{docs[0]}={docs[1]}"] if docs else [],
+        extra_args=["--collection", f"{docs.name}={docs.index_dir}"] if docs else [],
         log_path=log_dir / "backend.log",
     )
     ui: UiProcess | None = None
+    build: IngestProcess | None = None
     try:
+        if docs is not None and not docs.built:
+            build = start_docs_build(docs, log_dir)
+        elif docs is not None:
+            print(f"docs: collection {docs.name} from {docs.index_dir}", flush=True)
         names = ", ".join(registry.models)
         print(f"backend: starting with {names} (log: {backend.log_path})", flush=True)
         backend.start(wait_serving=False)  # bound, still loading: start the UI meanwhile
@@ -130,13 +178,22 @@ def run(args: argparse.Namespace) -> int:
         print("backend: waiting until its models are loaded…", flush=True)
         backend.wait_serving(timeout=600)
         print(f"backend: serving gRPC on {backend.target}, metrics on {backend.metrics_url}")
-        print(f"\n  chatforge is ready: open {ui.url}\n  Ctrl-C stops both.\n", flush=True)
+        print(f"\n  chatforge is ready: open {ui.url}\n  Ctrl-C stops it.\n", flush=True)
+        shown, shown_at = "", time.monotonic()
         while True:
             for name, child in (("backend", backend), ("ui", ui)):
                 if child.process.poll() is not None:
                     code = child.process.returncode
                     print(f"error: the {name} exited with code {code}:\n{child.log_tail()}")
                     return 1
+            if build is not None and build.returncode is not None:
+                report_docs_build(build, docs, backend.target)
+                build = None
+            elif build is not None and time.monotonic() - shown_at >= PROGRESS_EVERY:
+                progress, shown_at = build.progress(), time.monotonic()
+                if progress and progress != shown:
+                    print(f"docs: {progress}", flush=True)
+                    shown = progress
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
@@ -144,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
+        if build is not None and build.returncode is None:
+            build.stop()
+            print("stopped the documents build; the next run resumes it.", flush=True)
         if ui is not None:
             ui.stop()
         backend.stop()
@@ -156,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _raise_interrupt)
     try:
         return run(args)
-    except (RegistryError, BackendError, UiError, DocsError, FileNotFoundError) as error:
+    except (RegistryError, BackendError, UiError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         if isinstance(error, BackendError | UiError):
             print(
@@ -167,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1
     except KeyboardInterrupt:  # during the model conversion, before any server started
-        print(
-            "\ninterrupted; a partial model conversion is redone next time, and a documents "
-            "build resumes where it stopped."
-        )
+        print("\ninterrupted; a partial model conversion is redone next time.")
         return 130
 
 

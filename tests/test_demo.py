@@ -1,10 +1,12 @@
 """`make demo` (deploy/demo.py), run with the tiny models: it prints a URL that works once
 the backend is healthy, and Ctrl-C (SIGINT to the whole process group, as a terminal sends
-it) or SIGTERM (to the script alone) stops the UI and the backend, leaving nothing behind."""
+it) or SIGTERM (to the script alone) stops the UI and the backend, leaving nothing behind.
+On a first run the documents are built in the background while the demo already serves,
+the server picks the collection up when it is published, and stopping the demo stops the
+build too."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -17,6 +19,7 @@ import pytest
 
 from backend.client import ChatClient
 from backend.retrieval.index import current_folder
+from tests.rag_fixtures import write_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,50 +32,130 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
-def test_demo_serves_until_stopped(tiny_registry, docs_index, tmp_path, stop):
-    pages, index_dir, _ = docs_index
-    command = [sys.executable, str(ROOT / "deploy" / "demo.py"), "--config", str(tiny_registry)]
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line contains `text` (a test's unique temporary path)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # it ended while we looked
+    return found
+
+
+def start_demo(registry: Path, pages: Path, index_dir: Path, log_dir: Path) -> subprocess.Popen:
+    command = [sys.executable, str(ROOT / "deploy" / "demo.py"), "--config", str(registry)]
     command += ["--grpc-port", "0", "--metrics-port", "0", "--ui-port", "0"]
-    command += ["--log-dir", str(tmp_path), "--docs", str(pages), "--docs-index", str(index_dir)]
-    demo = subprocess.Popen(
+    command += ["--log-dir", str(log_dir), "--docs", str(pages), "--docs-index", str(index_dir)]
+    return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, like a terminal's foreground job
     )
-    try:
-        printed = ""
-        for line in demo.stdout:
-            printed += line
-            if "chatforge is ready" in line:
-                break
-        url = re.search(r"open (http://\S+)", printed)
-        target = re.search(r"serving gRPC on (\S+),", printed)
-        assert url and target, printed
-        with urllib.request.urlopen(url[1], timeout=10) as response:
-            assert response.status == 200
-        with ChatClient(target[1]) as client:
-            assert client.is_serving()
-            [collection] = client.list_collections().collections
-        assert collection.name == pages.name and collection.documents == 4
-        assert f"docs: collection {pages.name} from {index_dir}" in printed  # built before
 
-        if stop == "ctrl-c":
-            os.killpg(demo.pid, signal.SIGINT)
-        else:
-            demo.send_signal(signal.SIGTERM)
-        assert demo.wait(timeout=90) == 0
-        printed += demo.stdout.read()
-        assert "stopped the UI and the backend" in printed
-        assert "Traceback" not in printed
-        assert not group_alive(demo.pid), "a server outlived the demo"
-    finally:
+
+def read_until(demo: subprocess.Popen, marker: str) -> str:
+    """What the demo printed up to and including the line containing `marker`."""
+    printed = ""
+    for line in demo.stdout:
+        printed += line
+        if marker in line:
+            return printed
+    raise AssertionError(f"the demo ended without printing {marker!r}:\n{printed}")
+
+
+def stop_demo(demo: subprocess.Popen, stop: str) -> str:
+    """Stop it as a terminal's Ctrl-C or a SIGTERM would; what it printed meanwhile."""
+    if stop == "ctrl-c":
+        os.killpg(demo.pid, signal.SIGINT)
+    else:
+        demo.send_signal(signal.SIGTERM)
+    assert demo.wait(timeout=90) == 0
+    printed = demo.stdout.read()
+    assert "stopped the UI and the backend" in printed
+    assert not group_alive(demo.pid), "a server outlived the demo"
+    return printed
+
+
+@pytest.fixture
+def cleanup():
+    demos: list[subprocess.Popen] = []
+    yield demos.append
+    for demo in demos:
         if group_alive(demo.pid):
             os.killpg(demo.pid, signal.SIGKILL)
         demo.stdout.close()
+
+
+@pytest.mark.slow
+def test_demo_serves_until_ctrl_c(tiny_registry, docs_index, tmp_path, cleanup):
+    pages, index_dir, _ = docs_index
+    demo = start_demo(tiny_registry, pages, index_dir, tmp_path)
+    cleanup(demo)
+    printed = read_until(demo, "chatforge is ready")
+    url = re.search(r"open (http://\S+)", printed)
+    target = re.search(r"serving gRPC on (\S+),", printed)
+    assert url and target, printed
+    with urllib.request.urlopen(url[1], timeout=10) as response:
+        assert response.status == 200
+    with ChatClient(target[1]) as client:
+        assert client.is_serving()
+        [collection] = client.list_collections().collections
+    assert collection.name == pages.name and collection.documents == 4
+    assert f"docs: collection {pages.name} from {index_dir}" in printed  # built before
+
+    printed += stop_demo(demo, "ctrl-c")
+    assert "Traceback" not in printed and "documents build" not in printed
+
+
+@pytest.mark.slow
+def test_first_run_chats_at_once_and_builds_the_docs_in_the_background(
+    tiny_registry, tmp_path, cleanup
+):
+    pages = write_pages(tmp_path / "notes")
+    index_dir = tmp_path / "collections" / "notes"
+    demo = start_demo(tiny_registry, pages, index_dir, tmp_path / "logs")
+    cleanup(demo)
+    printed = read_until(demo, "chatforge is ready")
+    building = f"docs: building collection notes from {pages} in the background"
+    assert building in printed
+    assert f"progress: {tmp_path / 'logs' / 'ingest.log'}" in printed
+    assert printed.index(building) < printed.index("backend: starting")  # not waited for
+    target = re.search(r"serving gRPC on (\S+),", printed)[1]
+
+    printed += read_until(demo, "docs: collection notes is")
+    assert "docs: collection notes is ready (4 documents" in printed, printed
+    with ChatClient(target) as client:
+        [collection] = client.list_collections().collections
+        chunks = client.retrieve("How hot should green tea water be?", k=1).chunks
+    assert (collection.name, collection.building, collection.documents) == ("notes", False, 4)
+    assert chunks[0].source_path == "tea.txt"
+    # the server that was serving all along picked the new index up, without a restart
+    backend_log = (tmp_path / "logs" / "backend.log").read_text()
+    assert "collection notes: no index published" in backend_log
+    assert "collection notes: version (being built) -> " in backend_log
+    assert "collection notes: version" in (tmp_path / "logs" / "ingest.log").read_text()
+
+    printed += stop_demo(demo, "sigterm")
+    assert "Traceback" not in printed and "stopped the documents build" not in printed
+
+
+@pytest.mark.slow
+def test_stopping_the_demo_stops_the_background_build(tiny_registry, tmp_path, cleanup):
+    pages = write_pages(tmp_path / "notes")
+    index_dir = tmp_path / "collections" / "notes"
+    demo = start_demo(tiny_registry, pages, index_dir, tmp_path / "logs")
+    cleanup(demo)
+    printed = read_until(demo, "in the background")
+    assert processes_mentioning(str(index_dir))  # the ingest runs, in its own group
+    printed += stop_demo(demo, "ctrl-c")  # before the build could finish
+    assert "stopped the documents build; the next run resumes it." in printed
+    assert not processes_mentioning(str(index_dir)), "the ingest outlived the demo"
+    assert current_folder(index_dir) is None  # nothing half-published
+    assert "Traceback" not in printed
 
 
 @pytest.mark.parametrize(
@@ -94,22 +177,3 @@ def test_demo_names_bad_settings(args, env, message, tmp_path):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_demo_builds_the_docs_collection_on_first_run_only(tmp_path, capfd):
-    spec = importlib.util.spec_from_file_location("demo", ROOT / "deploy" / "demo.py")
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    pages = tmp_path / "notes"
-    pages.mkdir()
-    (pages / "kites.md").write_text("# Kites\n\nKites fly best in a steady wind.\n")
-    args = demo.parse_args(["--docs", str(pages), "--docs-index", str(tmp_path / "index")])
-
-    assert demo.docs_collection(args) == ("notes", tmp_path / "index")
-    assert "docs: building collection notes" in capfd.readouterr().out
-    version = current_folder(tmp_path / "index")
-    assert version is not None
-    assert demo.docs_collection(args) == ("notes", tmp_path / "index")
-    assert "docs: collection notes from" in capfd.readouterr().out
-    assert current_folder(tmp_path / "index") == version
-    assert demo.docs_collection(demo.parse_args(["--docs", "none"])) is None
