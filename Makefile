@@ -61,12 +61,13 @@ eval: setup
 	$(PY) -m evals run $(SUITE) --target $(TARGET) $(ARGS)
 
 # Guardrails: the attack classifier the default guardrails.yaml names (a seeded TF-IDF run
-# of a few seconds, built once), its recall/false-positive eval and its latency bench.
+# of a few seconds, built once), its recall/false-positive eval (the `guardrails` suite,
+# every text, against the server at TARGET) and its latency bench.
 guard-classifier: setup
 	@test -f runs/guard/classifier/classifier.json || $(PY) -m training classifier
 
 eval-guard: guard-classifier
-	$(PY) -m evals.guardrail_eval
+	$(PY) -m evals run guardrails --full --target $(TARGET) $(ARGS)
 
 bench-guard: guard-classifier
 	$(PY) bench/guardrails.py

@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from backend.guardrails import Guard, PolicyError, load_policy  # noqa: E402
 from backend.guardrails.policy import DEFAULT_POLICY  # noqa: E402
-from evals.guardrail_eval import PUBLIC_EVAL  # noqa: E402
 from evals.journal import append_entry  # noqa: E402
+from evals.suites.guardrails import PUBLIC_EVAL  # noqa: E402
 from training.guard_data import ATTACK, EVAL_TOPICS, build_examples, python_questions  # noqa: E402
 
 TARGET_P95_MS = 5.0

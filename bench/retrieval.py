@@ -40,7 +40,7 @@ from backend.retrieval.index import (  # noqa: E402
 )
 from backend.retrieval.ingest import default_index_dir  # noqa: E402
 from evals.journal import append_entry  # noqa: E402
-from evals.retrieval_eval import generated_items, load_items  # noqa: E402
+from evals.suites.retrieval import generated_items, load_items  # noqa: E402
 
 KINDS = ("flat", "hnsw", "ivf")
 BUILD_THREADS = faiss.omp_get_max_threads()

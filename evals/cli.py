@@ -37,6 +37,9 @@ def _run(args: argparse.Namespace) -> int:
     options = {}
     if args.chunk_chars is not None:
         options["chunk_chars"] = args.chunk_chars
+    for key in ("collection", "questions", "public_eval"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     config = SuiteConfig(
         size=args.size,
         full=args.full,
@@ -127,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus folder (test split)")
     run.add_argument("--max-tokens", type=int, default=None, help="answer length (generation)")
     run.add_argument("--chunk-chars", type=int, default=None, help="perplexity chunk size")
+    run.add_argument(
+        "--collection",
+        default=None,
+        help="retrieval: the server's collection (default: its default)",
+    )
+    run.add_argument(
+        "--questions", default=None, help="retrieval: hand-written questions file (JSONL)"
+    )
+    run.add_argument(
+        "--public-eval", default=None, help="guardrails: the public attack sets' folder"
+    )
     run.add_argument("--out", default=None, help="folder for run folders (default runs/evals)")
     run.add_argument("--resume", default=None, help="continue an interrupted run folder")
     run.add_argument(

@@ -181,7 +181,7 @@ def run_suite(
     """Run a suite on a target and write every output; see the module docstring."""
     config = config or SuiteConfig()
     suite = get_suite(suite_name)
-    suite.check_target(target)
+    suite.check_target(target, config)
     items = suite.items(config)
     if not items:
         raise EvalError(f"suite `{suite.name}` has no items for these settings")

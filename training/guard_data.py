@@ -3,7 +3,7 @@
 Every example is written here or composed from the fragments below with a seeded random
 generator, so `build_examples(seed)` returns the same set on every machine and the repo
 stores no data file. The public attack sets in ../shared/data/public-eval/ are never read
-here: they are for evaluation only (evals/guardrail_eval.py).
+here: they are for evaluation only (evals/suites/guardrails.py).
 
 Design decisions:
 - Attacks (label 1) come in families, each a template with slots: instruction overrides,
@@ -243,7 +243,7 @@ PY_TOPICS = [
     "the traceback module", "the warnings module", "the pdb debugger", "doctest",
 ]  # fmt: skip
 PY_TEMPLATES = {
-    # A: used for training; B: only for the false-positive eval (evals/guardrail_eval.py).
+    # A: used for training; B: only for the false-positive eval (evals/suites/guardrails.py).
     "A": [
         "How do I use {t} in Python?",
         "What is {t} used for?",

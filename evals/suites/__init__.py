@@ -14,6 +14,8 @@ SUITES: dict[str, str] = {
     "docs-qa": "evals.suites.docs_qa:DocsQA",
     "choice": "evals.suites.choice:Choice",
     "latency": "evals.suites.latency:Latency",
+    "retrieval": "evals.suites.retrieval:Retrieval",
+    "guardrails": "evals.suites.guardrails:Guardrails",
 }
 
 

@@ -73,7 +73,9 @@ class Suite(ABC):
         """What the results file records about how the suite ran."""
         return config.to_json()
 
-    def check_target(self, target: Target) -> None:
+    def check_target(self, target: Target, config: SuiteConfig) -> None:
+        """Before any item runs: can this suite measure this target with this config?
+        Raise EvalError saying what to do if not."""
         if self.live_only and target.kind != "live":
             raise EvalError(
                 f"suite `{self.name}` measures a running server; serve the checkpoint with "
