@@ -74,8 +74,8 @@ class Collection:
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self._lock = threading.Lock()
-        self._snapshot: IndexSnapshot | None = None
-        self._latest()  # loads the index now if it has been published
+        published = current_folder(self.index_dir) is not None
+        self._snapshot: IndexSnapshot | None = open_index(self.index_dir) if published else None
 
     def _latest(self) -> IndexSnapshot | None:
         """The current version, loading it first if an ingest has published a new one (or
