@@ -19,6 +19,7 @@ import pytest
 
 from backend.client import ChatClient
 from backend.retrieval.index import current_folder
+from backend.retrieval.ingest_process import IngestProcess
 from tests.rag_fixtures import write_pages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,3 +178,13 @@ def test_demo_names_bad_settings(args, env, message, tmp_path):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_build_progress_is_the_latest_state_of_its_progress_bar(tmp_path):
+    log = tmp_path / "ingest.log"
+    build = IngestProcess("pages", "notes", tmp_path / "index", log)
+    assert build.progress() == "" and build.returncode is None and build.stop() is None
+    log.write_text("running the corpus pipeline\nembedding:  10%|#    | 1/10\r"
+                   "embedding:  20%|##   | 2/10\r")  # fmt: skip
+    assert build.progress() == "embedding:  20%|##   | 2/10"
+    assert build.log_tail(2) == "embedding:  10%|#    | 1/10\nembedding:  20%|##   | 2/10"
