@@ -186,10 +186,10 @@ def test_a_collection_being_built_is_served_once_published(tiny_registry, tmp_pa
             controls = RetrievalControls(lambda: client)
         toggle, picker, note = controls.load()
         assert toggle.interactive and picker.value == "docs"
-        assert "**docs: being built.** collection docs is still being built" in note
+        assert "**docs: being built.** Collection docs is still being built" in note
         unticked, message = controls.check(True, "docs")
         assert unticked.value is False
-        assert message.startswith("**Answering from documents is not available yet.**")
+        assert message.startswith("**Answering from documents is not available yet.** Coll")
 
         widgets = document("widgets.rst", "Widgets", [
             ("Widgets", "", "The widgets module manages sprockets."),

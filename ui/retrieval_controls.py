@@ -51,12 +51,16 @@ def format_sources(citations: Sequence[chat_pb2.Citation]) -> str:
     return "\n".join(lines)
 
 
+def _sentence(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
 def describe_collections(collections: Sequence[chat_pb2.Collection]) -> str:
     """One line per collection: its size, or the server's word that it is being built."""
     lines = []
     for c in collections:
         if c.building:
-            lines.append(f"**{c.name}: being built.** {c.detail}.")
+            lines.append(f"**{c.name}: being built.** {_sentence(c.detail)}")
         else:
             lines.append(f"{c.name}: {c.documents} documents, {c.chunks} chunks")
     return "  \n".join(lines)
@@ -127,7 +131,7 @@ class RetrievalControls:
             )
         if picked.building:
             return gr.Checkbox(value=False), (
-                f"**Answering from documents is not available yet.** {picked.detail}."
+                f"**Answering from documents is not available yet.** {_sentence(picked.detail)}"
             )
         return gr.skip(), describe_collections(collections)
 
