@@ -27,7 +27,10 @@ Design decisions:
   this script); SIGTERM reaches this script alone. Both end in the same path: the build
   is interrupted (resumable), the UI is stopped (its open streams are cancelled), then the
   backend drains, and all are waited for, so nothing is left running. Signals that arrive
-  while stopping are ignored so that a second Ctrl-C cannot leave an orphan behind.
+  while stopping are ignored so that a second Ctrl-C cannot leave an orphan behind, and
+  one that arrives while a child is being started takes effect once it is started and
+  tracked (`Interrupts.deferred`): interrupted inside `subprocess.Popen`, the child would
+  run on, unknown to the stop path.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,11 +145,40 @@ def report_docs_build(build: IngestProcess, docs: Docs, target: str) -> None:
     )
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class Interrupts:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, except while a child is being started."""
+
+    def __init__(self) -> None:
+        self._deferring = False
+        self._pending = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may arrive ignored
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self._deferring:
+            self._pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold an interrupt until the child started here is tracked; a child that died of
+        the same Ctrl-C (the terminal signals the whole group) counts as interrupted."""
+        self._deferring = True
+        try:
+            yield
+        except Exception:
+            if not self._pending:
+                raise
+        finally:
+            self._deferring = False
+        if self._pending:
+            raise KeyboardInterrupt
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, interrupts: Interrupts) -> int:
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     registry = load_registry(args.config)
@@ -164,17 +198,20 @@ def run(args: argparse.Namespace) -> int:
     build: IngestProcess | None = None
     try:
         if docs is not None and not docs.built:
-            build = start_docs_build(docs, log_dir)
+            with interrupts.deferred():
+                build = start_docs_build(docs, log_dir)
         elif docs is not None:
             print(f"docs: collection {docs.name} from {docs.index_dir}", flush=True)
         names = ", ".join(registry.models)
         print(f"backend: starting with {names} (log: {backend.log_path})", flush=True)
-        backend.start(wait_serving=False)  # bound, still loading: start the UI meanwhile
+        with interrupts.deferred():  # bound, still loading: start the UI meanwhile
+            backend.start(wait_serving=False)
         ui = UiProcess(
             backend.target, host=args.host, port=args.ui_port, log_path=log_dir / "ui.log"
         )
         print(f"ui: starting (log: {ui.log_path})", flush=True)
-        ui.start()
+        with interrupts.deferred():
+            ui.start()
         print("backend: waiting until its models are loaded…", flush=True)
         backend.wait_serving(timeout=600)
         print(f"backend: serving gRPC on {backend.target}, metrics on {backend.metrics_url}")
@@ -212,10 +249,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may arrive ignored
-        signal.signal(sig, _raise_interrupt)
+    interrupts = Interrupts()
+    interrupts.install()
     try:
-        return run(args)
+        return run(args, interrupts)
     except (RegistryError, BackendError, UiError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         if isinstance(error, BackendError | UiError):
