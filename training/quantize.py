@@ -25,11 +25,13 @@ Design decisions:
   as every eval: `GetModel` cards carry it, and the UI's Evals tab lists it, shows the rows
   and filters the degraded ones as failures. Its one aggregate is the share of degraded
   variants. A Markdown copy sits beside it for people reading the folder.
-- Speed is measured with every variant loaded at once and the rounds alternating between
-  them (median of greedy decodes of one prompt), so a noisy shared machine slows them
-  alike instead of favouring whichever ran in a quiet moment. The rounds are short
-  (`--speed-tokens`) and many: on a busy 2-core machine one decode's rate swings several
-  fold, and a median of many short samples holds still where two long ones do not.
+- Speed is measured with every variant loaded at once, in short rounds (`--speed-tokens`
+  greedy tokens of one prompt) that alternate between the variants, the order rotating
+  each round, and each variant's rate is its fastest round (timeit's rule: noise only ever
+  slows a run down). On a busy shared 2-core machine one decode's rate swings several
+  fold within a minute; a median of a few rounds still lands on whichever variant was
+  unlucky, the best of many short interleaved rounds does not. Every round's rate is kept
+  in the run folder's speed.json and the row's `speed_samples`.
 - Size on disk is the state dict as `torch.save` writes it (the one format every variant,
   including torch's packed dynamic-int8 weights, can be written in); size in memory sums
   the bytes of the tensors the model holds, each storage once (tied embeddings), looking
@@ -78,8 +80,8 @@ class QuantizeConfig:
     qa_size: int = 16
     ppl_size: int = 8
     max_tokens: int = 128
-    speed_rounds: int = 5
-    speed_tokens: int = 64
+    speed_rounds: int = 8
+    speed_tokens: int = 32
 
     def check(self) -> None:
         unknown = [v for v in self.variants if v not in ("none", *VARIANTS)]
@@ -130,6 +132,7 @@ class VariantRow:
     verdict: str = "ok"
     long_answer: str = ""
     runs: dict[str, str] = field(default_factory=dict)  # suite -> its run folder
+    speed_samples: list[float] = field(default_factory=list)  # tokens/s of each round
 
     @property
     def degraded(self) -> bool:
@@ -182,21 +185,27 @@ def repeated_trigrams(texts: list[str]) -> float:
 
 
 def decode_speed(targets: dict, config: QuantizeConfig) -> dict[str, dict]:
-    """Per variant: median greedy decode tokens/s over alternating rounds, and its long
-    answer (one greedy decode of `max_tokens`)."""
-    samples: dict[str, list[float]] = {name: [] for name in targets}
+    """Per variant: decode tokens/s of its fastest round (rounds alternate between the
+    variants in a rotating order), every round's rate, and its long answer (one greedy
+    decode of `max_tokens`)."""
+    names = list(targets)
+    samples: dict[str, list[float]] = {name: [] for name in names}
     answers: dict[str, str] = {}
-    for name, target in targets.items():
+    for name in names:
         print(f"  long answer: {name}", flush=True)
-        answers[name] = target.chat(SPEED_PROMPT, config.max_tokens).text  # also a warm-up
-    for _ in tqdm(range(config.speed_rounds), desc="speed rounds", unit="round"):
-        for name, target in targets.items():
+        answers[name] = targets[name].chat(SPEED_PROMPT, config.max_tokens).text  # + warm-up
+    for n in tqdm(range(config.speed_rounds), desc="speed rounds", unit="round"):
+        for name in names[n % len(names) :] + names[: n % len(names)]:
             start = time.perf_counter()
-            done = target.chat(SPEED_PROMPT, config.speed_tokens)
+            done = targets[name].chat(SPEED_PROMPT, config.speed_tokens)
             samples[name].append(done.completion_tokens / (time.perf_counter() - start))
     return {
-        name: {"tokens_per_s": statistics.median(values), "long_answer": answers[name]}
-        for name, values in samples.items()
+        name: {
+            "tokens_per_s": max(samples[name]),
+            "samples": [round(v, 2) for v in samples[name]],
+            "long_answer": answers[name],
+        }
+        for name in names
     }
 
 
@@ -230,14 +239,17 @@ def markdown_table(model: str, rows: list[VariantRow], skipped: list[Skipped], s
         f"| {s.variant} | – | – | – | – | – | – | – | – | skipped: {s.reason} |\n" for s in skipped
     )
     notes = ", ".join(f"{k} {v}" for k, v in settings.items())
+    rounds = "; ".join(f"{r.variant} {', '.join(map(str, r.speed_samples))}" for r in rows)
     answers = "".join(
         f"\n**{r.variant}**:\n\n> " + " ".join(r.long_answer.split())[:600] + "\n" for r in rows
     )
     return (
-        f"# Quantized variants of {model}\n\n{head}{body}\nbits/byte: the perplexity suite "
-        "on the held-out split (lower is better); agreement: token F1 of the answers against "
-        "the unquantized model's; repeats: share of repeated word 3-grams.\n\n"
-        f"Settings: {notes}\n\n## The long answer of each variant\n\n"
+        f"# Quantized variants of {model}\n\n{head}{body}\ndecode tok/s: the fastest of "
+        "the alternating decode rounds; bits/byte: the perplexity suite on the held-out "
+        "split (lower is better); agreement: token F1 of the answers against the unquantized "
+        "model's; repeats: share of repeated word 3-grams.\n\n"
+        f"Settings: {notes}\n\nDecode rounds (tok/s): {rounds}\n\n"
+        "## The long answer of each variant\n\n"
         f"Prompt: {SPEED_PROMPT[0]['content']}\n{answers}"
     )
 
@@ -274,7 +286,7 @@ def table_result(target_info: dict, rows: list[VariantRow], skipped: list[Skippe
                 output=r.long_answer,
                 scores=scores(r),
                 passed=not r.degraded,
-                extra={"verdict": r.verdict, "runs": r.runs},
+                extra={"verdict": r.verdict, "runs": r.runs, "speed_samples": r.speed_samples},
             )
             for r in rows
         ]
@@ -382,6 +394,7 @@ def _measure(targets: dict, speed: dict, config: QuantizeConfig, run_dir: Path):
             repeats=repeated_trigrams(list(answers.values())),
             long_answer=speed[variant]["long_answer"],
             runs={"perplexity": str(ppl_dir), "docs-qa": str(qa_dir)},
+            speed_samples=speed[variant]["samples"],
         )
         row.verdict = verdict(row, rows[0] if rows else row)
         rows.append(row)
@@ -467,8 +480,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--qa-size", type=int, default=16, help="docs-QA questions per variant")
     a("--ppl-size", type=int, default=8, help="held-out text chunks for perplexity")
     a("--max-tokens", type=int, default=128, help="answer length (docs-QA, the long answer)")
-    a("--speed-rounds", type=int, default=5, help="alternating decode rounds per variant")
-    a("--speed-tokens", type=int, default=64, help="tokens decoded in each speed round")
+    a("--speed-rounds", type=int, default=8, help="alternating decode rounds per variant")
+    a("--speed-tokens", type=int, default=32, help="tokens decoded in each speed round")
     a("--resume", type=Path, help="a quantize run folder (runs/evals/...-quantization-...)")
 
 
