@@ -51,10 +51,6 @@ class TokenCounter:
     def __call__(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def many(self, texts: list[str]) -> list[int]:
-        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
-
 
 class Embedder:
     def __init__(self, model_dir: Path | None = None, device: str = "cpu") -> None:
