@@ -10,6 +10,7 @@ Design decisions:
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -46,8 +47,18 @@ class Dist:
         dist.all_gather_object(out, value)
         return out
 
+    def wait_for_all(self) -> None:
+        """Hold every rank here until all arrive: gloo aborts the process ("terminate called
+        without an active exception") when one rank tears the group down while another is
+        still talking to it, as rank 0 is while it writes the last checkpoint."""
+        if self.active:
+            dist.barrier()
+
     def close(self) -> None:
         if self.active and dist.is_initialized():
+            # DDP's reducer sits in reference cycles that hold the group's gloo work
+            # objects; left to interpreter shutdown they abort the process, so free them now.
+            gc.collect()
             dist.destroy_process_group()
 
 

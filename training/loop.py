@@ -303,7 +303,9 @@ def train(
     """Train (or resume) a GPT; checkpoints, metrics and run.json go to `cfg.out`."""
     ctx = distributed.setup(cfg.device)
     try:
-        return _train(cfg, model_config, train_rows, val_rows, run_meta, init_state, ctx)
+        result = _train(cfg, model_config, train_rows, val_rows, run_meta, init_state, ctx)
+        ctx.wait_for_all()  # on success only: after a failure the others may never arrive
+        return result
     finally:
         ctx.close()
 
