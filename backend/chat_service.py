@@ -262,7 +262,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 yield from self._replay(replay, len(prompt_ids), received, outcome)
                 return
             recorded: list[bytes] = []
-            for event in self._generate(loaded, generation, chat, rag.messages, received, outcome):
+            # The user's own system prompts are the secrets; the server's RAG instruction
+            # is public, and a reply that quotes it is no leak.
+            output = self.guard.output_guard(screen.messages)
+            for event in self._generate(loaded, generation, chat, output, received, outcome):
                 if cache_key is not None and not event.HasField("finished"):
                     recorded.append(event.SerializeToString())
                 yield event
@@ -311,13 +314,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         )
         yield _finished(reply.finish_reason, usage)
 
-    def _generate(self, loaded, generation, chat, messages, received, outcome):
+    def _generate(self, loaded, generation, chat, output, received, outcome):
         """The model's reply as events: deltas through the output guardrails, then
         `finished`. Sets `outcome.produced` and `outcome.reason`."""
         name = loaded.name
         detokenizer = IncrementalDetokenizer(loaded.codec)
         stops = StopMatcher(chat.stop)
-        output = self.guard.output_guard(messages)
         pending_tokens = 0
         first_at = last_at = None
         for token in generation:

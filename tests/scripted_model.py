@@ -18,35 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from tests.tiny_model import _TEXT, CHATML_TEMPLATE, SPECIAL_TOKENS
-
-
-def _tokenizer(scripts: list[str]) -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=2000,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer.train_from_iterator((scripts + _TEXT) * 20, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token="<|im_end|>",
-        bos_token="<|im_start|>",
-        pad_token="<|endoftext|>",
-    )
-    fast.chat_template = CHATML_TEMPLATE
-    return fast
+from tests.tiny_model import make_tokenizer, save_checkpoint, tiny_llama
 
 
 def make_scripted_models(folder: Path, scripts: dict[str, str]) -> dict[str, Path]:
     """One checkpoint per script under `folder/NAME`; returns NAME -> folder."""
-    tokenizer = _tokenizer(list(scripts.values()))
+    tokenizer = make_tokenizer(vocab_size=2000, texts=tuple(scripts.values()))
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "x"}], add_generation_prompt=True, tokenize=False
     )
@@ -63,20 +41,7 @@ def make_scripted_models(folder: Path, scripts: dict[str, str]) -> dict[str, Pat
 
 def _save(folder: Path, tokenizer, chain: list[int], seed: int) -> Path:
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tokenizer, layers=1, context=2048)
     with torch.no_grad():
         for layer in model.model.layers:
             layer.self_attn.o_proj.weight.zero_()
@@ -86,10 +51,4 @@ def _save(folder: Path, tokenizer, chain: list[int], seed: int) -> Path:
         for current, following in zip(chain, chain[1:], strict=False):
             direction = embeddings[current] / embeddings[current].norm()
             model.lm_head.weight[following] = 20.0 * direction
-    model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return save_checkpoint(folder, model, tokenizer)

@@ -23,7 +23,8 @@ _TEXT = [
 ]
 
 
-def make_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
+def make_tokenizer(vocab_size: int = 400, texts: tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
+    """A byte-level BPE with the chat special tokens, trained on `texts` plus a mixed sample."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -32,7 +33,7 @@ def make_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tokenizer.train_from_iterator(_TEXT * 20, trainer)
+    tokenizer.train_from_iterator((list(texts) + _TEXT) * 20, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
@@ -47,6 +48,17 @@ def make_tiny_model(folder: Path, seed: int = 0, context: int = 4096, layers: in
     """Write a tiny random chat model to `folder` and return it."""
     tokenizer = make_tokenizer()
     torch.manual_seed(seed)
+    model = tiny_llama(tokenizer, layers=layers, context=context)
+    # Peaked logits, and an end-of-turn token that never wins: streams run exactly to
+    # max_tokens, so tests control their length (engine tests cover the eos path).
+    with torch.no_grad():
+        model.lm_head.weight.mul_(50.0)
+        model.lm_head.weight[tokenizer.eos_token_id] = 0.0
+    return save_checkpoint(folder, model, tokenizer)
+
+
+def tiny_llama(tokenizer, layers: int, context: int) -> LlamaForCausalLM:
+    """A random 64-wide Llama sized for `tokenizer`, with untied embeddings."""
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -60,12 +72,11 @@ def make_tiny_model(folder: Path, seed: int = 0, context: int = 4096, layers: in
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config)
-    # Peaked logits, and an end-of-turn token that never wins: streams run exactly to
-    # max_tokens, so tests control their length (engine tests cover the eos path).
-    with torch.no_grad():
-        model.lm_head.weight.mul_(50.0)
-        model.lm_head.weight[tokenizer.eos_token_id] = 0.0
+    return LlamaForCausalLM(config)
+
+
+def save_checkpoint(folder: Path, model: LlamaForCausalLM, tokenizer) -> Path:
+    """Model, generation config and tokenizer in `folder`, as the server loads them."""
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
