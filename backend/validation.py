@@ -212,8 +212,8 @@ def validate_score(request: chat_pb2.ScoreRequest) -> ValidScore:
     return ValidScore(request.context, messages, list(request.continuations))
 
 
-def validate_eval_record(request: chat_pb2.RecordEvalRequest) -> dict:
-    """Check the file name and that the body is a JSON object; return the parsed object."""
+def validate_eval_record(request: chat_pb2.RecordEvalRequest) -> None:
+    """Check the file name and that the body is a JSON object."""
     if not _EVAL_NAME.fullmatch(request.name) or ".." in request.name:
         raise invalid(
             f"name: {request.name!r} is not a plain file name; use letters, digits, '.', '_' "
@@ -228,4 +228,3 @@ def validate_eval_record(request: chat_pb2.RecordEvalRequest) -> dict:
         raise invalid(f"results_json: not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise invalid("results_json: must be a JSON object (an evals results file)")
-    return data

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from backend.guardrails import Guard, PolicyError, load_policy  # noqa: E402
 from backend.guardrails.policy import DEFAULT_POLICY  # noqa: E402
+from bench import percentiles  # noqa: E402
 from evals.journal import append_entry  # noqa: E402
 from evals.suites.guardrails import PUBLIC_EVAL  # noqa: E402
 from training.guard_data import ATTACK, EVAL_TOPICS, build_examples, python_questions  # noqa: E402
@@ -90,11 +90,6 @@ def time_request(guard: Guard, messages: list[dict[str, str]]) -> Timing:
         deltas.append((clock() - start) * 1000)
     cpu_ms = (time.thread_time() - cpu_start) * 1000
     return Timing(input_ms, deltas, input_ms + sum(deltas), cpu_ms)
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(ms, n=100)
-    return {"p50_ms": round(q[49], 3), "p95_ms": round(q[94], 3), "n": len(ms)}
 
 
 def main() -> int:

@@ -39,6 +39,7 @@ from backend.retrieval.index import (  # noqa: E402
     single_thread_search,
 )
 from backend.retrieval.ingest import default_index_dir  # noqa: E402
+from bench import percentiles  # noqa: E402
 from evals.journal import append_entry  # noqa: E402
 from evals.suites.retrieval import generated_items, load_items  # noqa: E402
 
@@ -57,10 +58,6 @@ def synthetic_vectors(centres: np.ndarray, n: int, noise: float, seed: int) -> n
         block = block + rng.normal(0.0, noise, block.shape).astype(np.float32)
         out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
 
 
 def time_search(index, query_vectors: np.ndarray) -> tuple[list[float], np.ndarray]:
@@ -202,8 +199,7 @@ def main() -> int:
             numbers[f"{n} {kind} p95 ms"] = rows[kind]["search"]["p95_ms"]
             numbers[f"{n} {kind} recall@10"] = rows[kind]["recall@10_vs_exact"]
         numbers[f"{n} hnsw p95 ms with embedding"] = rows["hnsw"]["embed_and_search"]["p95_ms"]
-    artifact = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-    append_entry("bench", "retrieval (exact vs HNSW/IVF)", numbers, [artifact])
+    append_entry("bench", "retrieval (exact vs HNSW/IVF)", numbers, [path])
     return 0
 
 

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -79,31 +78,42 @@ def _identity(suite: Suite, target: Target, config: SuiteConfig) -> dict:
     }
 
 
-def _prepare_run_dir(
-    suite: Suite, target: Target, config: SuiteConfig, out_root: Path, resume: Path | None
-) -> tuple[Path, dict, dict[str, Row]]:
-    identity = _identity(suite, target, config)
+def open_run_folder(
+    out_root: Path, label: str, identity: dict, resume: Path | None, run_file: str = RUN_FILE
+) -> tuple[Path, dict]:
+    """A new `<timestamp>-<label>` folder holding `identity` and the start time in
+    `run_file`, or the `resume` folder once its recorded identity matches this run's."""
     if resume is None:
         started = dt.datetime.now(dt.UTC)
-        name = f"{started:%Y%m%d-%H%M%S}-{suite.name}-{_slug(target.model)}"
+        name = f"{started:%Y%m%d-%H%M%S}-{label}"
         run_dir, n = out_root / name, 1
         while run_dir.exists():  # two runs in the same second
             n += 1
             run_dir = out_root / f"{name}-{n}"
         run_dir.mkdir(parents=True)
         meta = {**identity, "started_at": started.isoformat(timespec="seconds")}
-        (run_dir / RUN_FILE).write_text(json.dumps(meta, indent=1))
-        return run_dir, meta, {}
-    run_file = resume / RUN_FILE
-    if not run_file.is_file():
-        raise EvalError(f"--resume {resume}: no {RUN_FILE} there; give a run folder to resume")
-    meta = json.loads(run_file.read_text())
+        (run_dir / run_file).write_text(json.dumps(meta, indent=1))
+        return run_dir, meta
+    if not (resume / run_file).is_file():
+        raise EvalError(f"--resume {resume}: no {run_file} there; give a run folder to resume")
+    meta = json.loads((resume / run_file).read_text())
     for key, value in identity.items():
         if meta.get(key) != value:
             raise EvalError(
                 f"--resume {resume}: the run was {key}={meta.get(key)!r}, this one is "
-                f"{value!r}; resume with the same suite, model and settings"
+                f"{value!r}; resume with the same command and settings"
             )
+    return resume, meta
+
+
+def _prepare_run_dir(
+    suite: Suite, target: Target, config: SuiteConfig, out_root: Path, resume: Path | None
+) -> tuple[Path, dict, dict[str, Row]]:
+    identity = _identity(suite, target, config)
+    label = f"{suite.name}-{_slug(target.model)}"
+    run_dir, meta = open_run_folder(out_root, label, identity, resume)
+    if resume is None:
+        return run_dir, meta, {}
     done = {}
     rows_file = resume / ROWS_FILE
     if rows_file.is_file():
@@ -119,7 +129,6 @@ def _prepare_run_dir(
 
 def _run_items(suite, target, config, items, done, rows_file: Path, progress) -> dict[str, Row]:
     rows = dict(done)
-    lock = threading.Lock()
     todo = [item for item in items if item.id not in rows]
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=suite.name, unit="item")
 
@@ -142,7 +151,7 @@ def _run_items(suite, target, config, items, done, rows_file: Path, progress) ->
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 row = future.result()
-                with lock, rows_file.open("a") as f:
+                with rows_file.open("a") as f:  # only this thread writes rows
                     f.write(json.dumps(row.__dict__, ensure_ascii=False) + "\n")
                 rows[row.id] = row
                 errors_in_a_row = errors_in_a_row + 1 if row.error else 0
@@ -219,18 +228,10 @@ def run_suite(
         "eval",
         f"{suite.name} on {target.model}",
         {**result.headline(), "items": len(result.rows), "errors": result.errors},
-        artifacts=[_display_path(a) for a in artifacts],
+        artifacts=artifacts,
         command=command,
     )
     return RunOutcome(result, run_dir, results_path, report_path, model_copy)
-
-
-def _display_path(path: Path | str) -> str:
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def run_on_checkpoint(

@@ -155,7 +155,7 @@ def test_an_interrupted_run_resumes_without_redoing_items(live, eval_corpus, tmp
     assert load_results(first.run_dir).aggregates["bits_per_byte"].value == pytest.approx(
         first.result.aggregates["bits_per_byte"].value
     )
-    with pytest.raises(Exception, match="resume with the same suite"):
+    with pytest.raises(Exception, match="resume with the same command and settings"):
         run_suite("perplexity", live, SuiteConfig(size=4, corpus=eval_corpus, seed=9),
                   out_root=tmp_path, resume=first.run_dir)  # fmt: skip
 

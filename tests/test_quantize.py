@@ -173,7 +173,7 @@ def test_quantize_writes_the_table_where_cards_and_the_ui_read_it(
     assert [r.scores for r in again.rows] == [r.scores for r in table.rows]
     # ... and a resume with other options is refused
     assert _quantize(tiny_model_dir, eval_corpus, "--qa-size", "3", "--resume", str(run_dir)) == 2
-    assert "resume with the same model and options" in capsys.readouterr().err
+    assert "resume with the same command and settings" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ def found(*texts: str) -> RetrievedSources:
         Source(Chunk(f"p{i}.html", f"p{i}.html", f"Page {i}", "Part", f"a{i}", text), 1.0 / i, "")
         for i, text in enumerate(texts, 1)
     ]
-    return RetrievedSources("docs", "v1", sources)
+    return RetrievedSources("v1", sources)
 
 
 def test_sources_are_numbered_data_in_the_last_user_turn():

@@ -303,31 +303,6 @@ def table_result(target_info: dict, rows: list[VariantRow], skipped: list[Skippe
     return result
 
 
-def _resumed(resume: Path, identity: dict) -> dict:
-    """The metadata of the run `--resume` continues, checked against this one."""
-    if not (resume / RUN_FILE).is_file():
-        raise TrainingError(f"--resume {resume}: no {RUN_FILE} there; give a quantize run folder")
-    meta = json.loads((resume / RUN_FILE).read_text())
-    for key, value in identity.items():
-        if meta.get(key) != value:
-            raise TrainingError(
-                f"--resume {resume}: that run had {key}={meta.get(key)!r}, this one has "
-                f"{value!r}; resume with the same model and options"
-            )
-    return meta
-
-
-def _new_run_folder(folder: Path, identity: dict) -> tuple[Path, dict]:
-    from evals.runner import runs_dir
-
-    started = dt.datetime.now(dt.UTC)
-    run_dir = runs_dir() / f"{started:%Y%m%d-%H%M%S}-{TABLE_NAME}-{folder.name}"
-    run_dir.mkdir(parents=True)
-    meta = {**identity, "started_at": started.isoformat(timespec="seconds")}
-    (run_dir / RUN_FILE).write_text(json.dumps(meta, indent=1))
-    return run_dir, meta
-
-
 def _load_targets(folder: Path, variants: list[str]) -> tuple[dict, list[Skipped]]:
     from evals.errors import EvalError
     from evals.targets import CheckpointTarget
@@ -405,7 +380,7 @@ def quantize(config: QuantizeConfig, resume: Path | None = None):
     """Measure the variants; returns (results file in the model's evals/, rows, skipped)."""
     from evals.errors import EvalError
     from evals.results import dumps, save_results
-    from evals.runner import git_revision
+    from evals.runner import git_revision, open_run_folder, runs_dir
 
     config.check()
     resolved = resolve_model(config.model)
@@ -423,12 +398,12 @@ def quantize(config: QuantizeConfig, resume: Path | None = None):
     if not (folder / "config.json").is_file():
         raise TrainingError(f"{folder} is not a checkpoint folder (no config.json)")
     identity = {"model": str(folder), "settings": config.settings()}
-    meta = _resumed(resume, identity) if resume else None
+    try:
+        label = f"{TABLE_NAME}-{folder.name}"
+        run_dir, meta = open_run_folder(runs_dir(), label, identity, resume, RUN_FILE)
+    except EvalError as exc:
+        raise TrainingError(str(exc)) from None
     targets, skipped = _load_targets(folder, identity["settings"]["variants"])
-    if resume is None:
-        run_dir, meta = _new_run_folder(folder, identity)
-    else:
-        run_dir = resume
     try:
         speed_file = run_dir / SPEED_FILE
         if speed_file.is_file():

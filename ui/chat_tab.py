@@ -304,7 +304,7 @@ class ChatTab:
                 reply.apply(event)
                 due = time.monotonic() - refreshed >= REFRESH_SECONDS
                 at_once = event.HasField("citations") or event.HasField("guardrail")
-                if at_once or (reply.shown and due):  # sources and notices at once
+                if at_once or (due and reply.shown):  # sources and notices at once
                     shown[-1]["content"] = reply.shown
                     yield {self.chatbot: shown}
                     refreshed = time.monotonic()

@@ -63,7 +63,6 @@ class RetrievedSources:
     """What one retrieval found, best first. A filter (the guardrails dropping flagged
     chunks) makes a new one with `dataclasses.replace(found, sources=[...])`."""
 
-    collection: str
     version: str  # the index version the sources come from
     sources: list[Source]
 
@@ -116,7 +115,7 @@ class Collection:
             query, params.k, params.dense_weight, params.lexical_weight
         )
         sources = [Source(h.chunk, h.score, snapshot.url_of(h.chunk)) for h in hits]
-        return RetrievedSources(self.name, snapshot.version, sources)
+        return RetrievedSources(snapshot.version, sources)
 
     def describe(self, is_default: bool) -> chat_pb2.Collection:
         snapshot = self._latest()

@@ -29,8 +29,6 @@ RRF_K = 60
 class Hit:
     chunk: Chunk
     score: float  # the fused score
-    dense_rank: int | None  # 1-based rank in each retriever's list, None when absent
-    lexical_rank: int | None
 
 
 def reciprocal_rank_fusion(
@@ -79,4 +77,4 @@ class HybridRetriever:
         rankings = [(dense_ids, dense_weight), (lexical_ids, lexical_weight)]
         fused = reciprocal_rank_fusion(rankings, k)
         chunks = self.snapshot.chunks
-        return [Hit(chunks[i], score, ranks[0], ranks[1]) for i, score, ranks in fused]
+        return [Hit(chunks[i], score) for i, score, _ in fused]

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import EvalError
+from evals.journal import REPO_ROOT
 from evals.results import MetricSpec, Row
 from evals.targets import Target
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CORPUS = REPO_ROOT / "runs" / "data" / "pydocs"
 
 

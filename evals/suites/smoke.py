@@ -14,7 +14,7 @@ import grpc
 from chat.v1 import chat_pb2
 from evals.results import MetricSpec, Row
 from evals.suites.base import Item, Suite, SuiteConfig
-from evals.targets import LiveTarget
+from evals.targets import LiveTarget, rpc_message
 
 PROMPT = "Count from one to ten."
 
@@ -63,7 +63,7 @@ def _refuses(target: LiveTarget) -> tuple[bool, str]:
         list(target.client.chat(PROMPT, model=target.model, sampling={"temperature": 5.0}))
     except grpc.RpcError as error:
         ok = error.code() == grpc.StatusCode.INVALID_ARGUMENT
-        return ok, f"{error.code().name}: {error.details()}"
+        return ok, rpc_message(error)
     return False, "temperature 5 was accepted"
 
 
