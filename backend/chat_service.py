@@ -51,7 +51,6 @@ from backend.response_cache import (
 from backend.retrieval.augment import augment
 from backend.retrieval.collections import CollectionSet, RetrievedSources
 from backend.validation import (
-    MAX_CONTENT_CHARS,
     RequestError,
     ValidScore,
     fit_to_context,
@@ -59,6 +58,7 @@ from backend.validation import (
     validate_chat,
     validate_eval_record,
     validate_score,
+    validate_text,
 )
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
@@ -380,12 +380,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             stage = request.stage or "input"
             if stage not in STAGES:
                 raise invalid(f"stage: unknown stage {stage!r}; use one of {', '.join(STAGES)}")
-            if not request.text.strip():
-                raise invalid("text: must not be empty")
-            if len(request.text) > MAX_CONTENT_CHARS:
-                raise invalid(
-                    f"text: {len(request.text)} characters, the limit is {MAX_CONTENT_CHARS}"
-                )
+            validate_text(request.text, "text")
         verdict = self.guard.check_text(request.text, stage)
         self.metrics.requests.labels("", "CheckText", "OK").inc()
         return chat_pb2.GuardrailVerdict(

@@ -142,12 +142,13 @@ def validate_retrieval(options, default_k: int, prefix: str = "") -> RetrievalPa
     return RetrievalParams(options.collection, options.k or default_k, **weights)
 
 
-def validate_query(query: str) -> str:
-    if not query.strip():
-        raise invalid("query: must not be empty")
-    if len(query) > MAX_CONTENT_CHARS:
-        raise invalid(f"query: {len(query)} characters, the limit is {MAX_CONTENT_CHARS}")
-    return query
+def validate_text(text: str, field: str) -> str:
+    """A non-blank text within the content limit (a query, a text to check)."""
+    if not text.strip():
+        raise invalid(f"{field}: must not be empty")
+    if len(text) > MAX_CONTENT_CHARS:
+        raise invalid(f"{field}: {len(text)} characters, the limit is {MAX_CONTENT_CHARS}")
+    return text
 
 
 def validate_chat(request: chat_pb2.ChatRequest, context_length: int) -> ValidChat:

@@ -118,6 +118,14 @@ def test_check_chunks_drops_only_the_poisoned_chunks():
     assert {d.verdict.category for d in drops} <= {"injection", "indirect_injection"}
 
 
+def test_a_chunk_verdict_is_computed_once_and_follows_its_chunk():
+    guard = Guard(Policy())
+    first = guard.check_chunks(POISONED_DOC)
+    again = guard.check_chunks(list(reversed(POISONED_DOC)))
+    assert [d.index for d in again] == [0, 1, 3]
+    assert {id(d.verdict) for d in again} == {id(d.verdict) for d in first}  # the cached ones
+
+
 def test_screen_input_redacts_every_role_and_checks_user_messages():
     screen = Guard(Policy()).screen_input(
         [

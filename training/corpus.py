@@ -28,8 +28,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from training.errors import TrainingError
+from training.folders import replace_folder
 from training.questions import QUESTIONS_FILE, generate_questions
 from training.sources import Source, open_source
 from training.textparse import Section, parse_file
@@ -126,21 +125,11 @@ def _reason_counts(skipped: list[dict]) -> dict[str, int]:
 
 
 def _write_atomic(out: Path, files: dict[str, str]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    def fill(work: Path) -> None:
         for name, content in files.items():
             (work / name).write_text(content)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}-old-{work.name}"
-            out.rename(old)
-        work.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+
+    replace_folder(out, fill)
 
 
 def build_corpus(

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from training.bpe import ENDOFTEXT, IM_END, IM_START
 from training.errors import TrainingError
+from training.folders import replace_folder
 from training.model import GPT, GPTConfig
 from training.model_registry import RUNS_REGISTRY, register
 
@@ -116,19 +116,15 @@ def export_run(run_dir: Path, out: Path | None = None, weights: str = "best") ->
     tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR)
     hf = to_llama(model, tokenizer)
     out = Path(out) if out else run_dir / "hf"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+
+    def fill(work: Path) -> None:
         hf.save_pretrained(work)
         tokenizer.save_pretrained(work)
         for name in RUN_FILES:
             if (run_dir / name).is_file():
                 shutil.copy(run_dir / name, work / name)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    replace_folder(out, fill)
     return out
 
 

@@ -193,25 +193,44 @@ def headline(judged: dict) -> str:
     )
 
 
+@dataclasses.dataclass
+class CorpusRows:
+    """A corpus's train and val splits, tokenized and cut into rows of `seq_len + 1`."""
+
+    train_tokens: np.ndarray
+    val_tokens: np.ndarray
+    train_rows: TokenRows
+    val_rows: TokenRows
+    val_docs: list
+
+
+def corpus_rows(tokenizer, corpus: Path, seq_len: int) -> CorpusRows:
+    """Pretraining and the sweep read their data the same way, with the same checks."""
+    train_docs = load_documents(corpus, "train")
+    val_docs = load_documents(corpus, "val")
+    if not train_docs or not val_docs:
+        raise TrainingError(f"{corpus} needs train and val documents to pretrain")
+    train_tokens = token_stream(tokenizer, [d.text for d in train_docs])
+    val_tokens = token_stream(tokenizer, [d.text for d in val_docs])
+    val_rows = TokenRows.from_stream(val_tokens, seq_len)
+    if len(val_rows) == 0:
+        raise TrainingError(
+            f"the val split has {len(val_tokens)} tokens, fewer than one row of --seq-len "
+            f"{seq_len}: lower --seq-len or give the corpus a larger --val-fraction"
+        )
+    train_rows = TokenRows.from_stream(train_tokens, seq_len)
+    return CorpusRows(train_tokens, val_tokens, train_rows, val_rows, val_docs)
+
+
 def run(args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(args.tokenizer)
-    train_docs = load_documents(args.corpus, "train")
-    val_docs = load_documents(args.corpus, "val")
-    if not train_docs or not val_docs:
-        raise TrainingError(f"{args.corpus} needs train and val documents to pretrain")
     if args.epochs is None and args.max_steps is None:
         args.epochs = 1.0
     cfg = config_from_args(args, args.out)
     model_config = model_config_from_args(args, len(tokenizer))
-    train_tokens = token_stream(tokenizer, [d.text for d in train_docs])
-    val_tokens = token_stream(tokenizer, [d.text for d in val_docs])
-    train_rows = TokenRows.from_stream(train_tokens, cfg.seq_len)
-    val_rows = TokenRows.from_stream(val_tokens, cfg.seq_len)
-    if len(val_rows) == 0:
-        raise TrainingError(
-            f"the val split has {len(val_tokens)} tokens, fewer than one row of --seq-len "
-            f"{cfg.seq_len}: lower --seq-len or give the corpus a larger --val-fraction"
-        )
+    data = corpus_rows(tokenizer, args.corpus, cfg.seq_len)
+    train_tokens, val_tokens, val_docs = data.train_tokens, data.val_tokens, data.val_docs
+    train_rows, val_rows = data.train_rows, data.val_rows
     manifest = read_manifest(args.corpus)
     meta = {
         "kind": "pretrain",

@@ -20,12 +20,11 @@ import argparse
 import json
 from pathlib import Path
 
-from training.batches import TokenRows
-from training.corpus import REPO_ROOT, load_documents
+from training.corpus import REPO_ROOT
 from training.errors import TrainingError
 from training.loop import TrainConfig, train
 from training.model import GPT, GPTConfig
-from training.pretrain import load_tokenizer, token_stream
+from training.pretrain import corpus_rows, load_tokenizer
 
 
 def _floats(text: str) -> list[float]:
@@ -134,16 +133,8 @@ def run(args: argparse.Namespace) -> None:
     from evals.journal import append_entry, current_command
 
     tokenizer = load_tokenizer(args.tokenizer)
-    train_docs = load_documents(args.corpus, "train")
-    val_docs = load_documents(args.corpus, "val")
-    if not train_docs or not val_docs:
-        raise TrainingError(f"{args.corpus} needs train and val documents")
-    train_rows = TokenRows.from_stream(
-        token_stream(tokenizer, [d.text for d in train_docs]), args.seq_len
-    )
-    val_rows = TokenRows.from_stream(
-        token_stream(tokenizer, [d.text for d in val_docs]), args.seq_len
-    )
+    data = corpus_rows(tokenizer, args.corpus, args.seq_len)
+    train_rows, val_rows = data.train_rows, data.val_rows
     points = plan(args.depths, args.budgets, len(tokenizer), args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -155,9 +146,9 @@ def run(args: argparse.Namespace) -> None:
             flush=True,
         )
         run_json = folder / "run.json"
-        done = run_json.is_file() and json.loads(run_json.read_text()).get("status") == "completed"
-        if done:
-            val_loss = json.loads(run_json.read_text())["best_val_loss"]
+        finished = json.loads(run_json.read_text()) if run_json.is_file() else {}
+        if finished.get("status") == "completed":
+            val_loss = finished["best_val_loss"]
         else:
             cfg = TrainConfig(
                 out=folder,

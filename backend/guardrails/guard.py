@@ -17,10 +17,15 @@ Design decisions:
 - Metrics are recorded here (verdict counts by stage, category and action; latency by
   stage) through the server's metrics object when one is given, so every caller of the
   guard is counted the same way.
+- A retrieved chunk's verdict depends only on its text and the guard's fixed policy and
+  classifier, and the same chunks come back for many questions, so verdicts are cached
+  by text (bounded LRU, cleared when the classifier changes); every request still counts
+  its own verdicts in the metrics.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -35,6 +40,7 @@ from backend.guardrails.streaming import OutputFilter
 
 log = logging.getLogger("chatforge.guardrails")
 _RULE_THRESHOLD = 0.5
+CHUNK_VERDICTS = 4096  # retrieved chunks whose verdict is kept
 
 
 @dataclass
@@ -76,6 +82,7 @@ class Guard:
         self.classifier = classifier
         self.metrics = metrics
         self.min_words = policy.classifier.min_words
+        self._chunk_verdict = functools.lru_cache(maxsize=CHUNK_VERDICTS)(self._check_chunk)
 
     @classmethod
     def from_policy(cls, policy: Policy, metrics=None) -> Guard:
@@ -100,6 +107,7 @@ class Guard:
                 )
             return
         self.classifier = load_classifier(path)
+        self._chunk_verdict.cache_clear()
         log.info(
             "guard classifier %s (threshold %s) from %s",
             self.classifier.kind,
@@ -187,12 +195,15 @@ class Guard:
             self.count(verdicts)
             return InputScreen(screened, verdicts, blocked)
 
+    def _check_chunk(self, text: str) -> Verdict | None:
+        return most_severe(self._attack_findings(text, "retrieval"))
+
     def check_chunks(self, texts: list[str]) -> list[ChunkDrop]:
         """Which retrieved chunks to drop (policy `block`) or report (`flag`), and why."""
         with self._timed("retrieval"):
             out = []
             for i, text in enumerate(texts):
-                verdict = most_severe(self._attack_findings(text, "retrieval"))
+                verdict = self._chunk_verdict(text)
                 if verdict is not None:
                     out.append(ChunkDrop(i, verdict))
             self.count([d.verdict for d in out])

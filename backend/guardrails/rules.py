@@ -248,6 +248,10 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", text)
 
 
+_ALL_RULES = INPUT_RULES + RETRIEVAL_RULES
+_HEX_SEPARATORS = re.compile(r"[ :]")
+
+
 def _decoded_payloads(text: str) -> list[str]:
     out = []
     for m in _B64.finditer(text):
@@ -258,7 +262,7 @@ def _decoded_payloads(text: str) -> list[str]:
         out.append(raw.decode("utf-8", "replace"))
     for m in _HEX.finditer(text):
         try:
-            out.append(bytes.fromhex(re.sub(r"[ :]", "", m.group())).decode("utf-8", "replace"))
+            out.append(bytes.fromhex(_HEX_SEPARATORS.sub("", m.group())).decode("utf-8", "replace"))
         except ValueError:
             continue
     return [p for p in out if p.isprintable() and sum(c.isalpha() for c in p) > len(p) / 2]
@@ -276,7 +280,7 @@ def _scan(text: str, rules: tuple[Rule, ...]) -> list[RuleHit]:
 def match_rules(text: str, retrieval: bool = False) -> list[RuleHit]:
     """Every rule that fires on `text` (and on payloads decoded from it)."""
     text = normalise(text)
-    rules = INPUT_RULES + RETRIEVAL_RULES if retrieval else INPUT_RULES
+    rules = _ALL_RULES if retrieval else INPUT_RULES
     hits = _scan(text, rules)
     for payload in _decoded_payloads(text):
         for hit in _scan(payload, rules):

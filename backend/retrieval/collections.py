@@ -40,8 +40,8 @@ from backend.retrieval.index import (
 from backend.validation import (
     RequestError,
     RetrievalParams,
-    validate_query,
     validate_retrieval,
+    validate_text,
 )
 from chat.v1 import chat_pb2
 
@@ -192,7 +192,7 @@ class CollectionSet:
 
     def retrieve(self, request: chat_pb2.RetrieveRequest) -> RetrievedSources:
         """The `Retrieve` RPC: validate, pick the collection, search."""
-        query = validate_query(request.query)
+        query = validate_text(request.query, "query")
         params = validate_retrieval(request, DEFAULT_RETRIEVE_K)
         return self.get(params.collection, "collection").search(query, params)
 
