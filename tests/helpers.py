@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -26,3 +28,21 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def run_backend(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m backend ARGS` as a user runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "backend", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def text_of(events) -> str:
+    """The streamed reply: the text of a Chat stream's deltas, joined."""
+    return "".join(e.delta.text for e in events if e.HasField("delta"))
+
+
+def finished_of(events):
+    """The `finished` event that must end a Chat stream."""
+    assert events[-1].HasField("finished")
+    return events[-1].finished

@@ -20,7 +20,7 @@ from evals.errors import EvalError
 from evals.runner import run_suite
 from evals.suites import SuiteConfig
 from evals.targets import LiveTarget
-from tests.helpers import metric_value
+from tests.helpers import metric_value, text_of
 from tests.scripted_model import make_scripted_models
 from tests.test_guardrails import POISONED_DOC
 from training.__main__ import main as training_main
@@ -97,17 +97,13 @@ def _body(events) -> list:
     return [e for e in events if e.WhichOneof("event") not in ("started", "finished")]
 
 
-def _text(events) -> str:
-    return "".join(d.text for d in _of(events, "delta"))
-
-
 @pytest.mark.parametrize("kind", list(SCRIPTS))
 def test_output_pii_is_redacted_in_the_stream(guard_server, scripted, kind):
     script, value, placeholder = SCRIPTS[kind]
     tokenizer = AutoTokenizer.from_pretrained(scripted[kind])
     assert len(tokenizer.tokenize(value)) >= 2  # the model emits it over several deltas
     events = _chat(guard_server, "Tell me", model=kind)
-    assert _text(events) == script.format(placeholder)
+    assert text_of(events) == script.format(placeholder)
     assert all(value[:4] not in d.text for d in _of(events, "delta"))
     (event,) = _of(events, "guardrail")
     assert (event.action, event.category, event.stage) == (chat_pb2.REDACT, "pii", "output")
@@ -140,7 +136,7 @@ def test_blocked_request_ends_blocked_without_model_tokens(guard_server):
     assert kinds == ["started"] + ["guardrail"] * len(guardrails) + ["delta", "finished"]
     event = guardrails[0]  # the rules' finding; the classifier agrees after it
     assert (event.action, event.category, event.stage) == (chat_pb2.BLOCK, "injection", "input")
-    assert _text(events) == "Blocked by policy."
+    assert text_of(events) == "Blocked by policy."
     assert _of(events, "delta")[0].token_count == 0
     finished = _of(events, "finished")[0]
     assert finished.finish_reason == chat_pb2.BLOCKED
@@ -154,7 +150,7 @@ def test_blocked_request_ends_blocked_without_model_tokens(guard_server):
 def test_system_prompt_leak_is_blocked_before_it_is_sent(guard_server):
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Who are you?"}]
     events = _chat(guard_server, messages, model="leak")
-    assert len(_text(events)) < 30 and SYSTEM[:30] not in _text(events)
+    assert len(text_of(events)) < 30 and SYSTEM[:30] not in text_of(events)
     (event,) = _of(events, "guardrail")
     assert (event.action, event.category, event.stage) == (
         chat_pb2.BLOCK,
@@ -165,7 +161,7 @@ def test_system_prompt_leak_is_blocked_before_it_is_sent(guard_server):
     # The same reply under another system prompt is no leak and streams in full.
     other = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who?"}]
     events = _chat(guard_server, other, model="leak")
-    assert _text(events) == SYSTEM and not _of(events, "guardrail")
+    assert text_of(events) == SYSTEM and not _of(events, "guardrail")
 
 
 def test_with_retrieval_the_secret_is_the_users_system_prompt_not_the_rag_instruction(
@@ -177,7 +173,7 @@ def test_with_retrieval_the_secret_is_the_users_system_prompt_not_the_rag_instru
     with ChatClient(guard_server.target) as client:
         quoting = list(client.chat(messages, model="quote", sampling=GREEDY, rag=rag))
         leaking = list(client.chat(messages, model="leak", sampling=GREEDY, rag=rag))
-    assert _of(quoting, "citations") and _text(quoting) == RAG_QUOTE
+    assert _of(quoting, "citations") and text_of(quoting) == RAG_QUOTE
     assert not _of(quoting, "guardrail")
     assert _of(leaking, "finished")[0].finish_reason == chat_pb2.BLOCKED
     assert [(g.category, g.stage) for g in _of(leaking, "guardrail")] == [("prompt_leak", "output")]
@@ -191,7 +187,7 @@ def test_cache_hit_replays_the_identical_stream_and_is_counted(guard_server):
     first = _chat(guard_server, prompt, model="email")
     second = _chat(guard_server, prompt, model="email")
     assert _body(second) == _body(first)  # the same deltas and guardrail events
-    assert _text(second) == _text(first) == "Sure, write to [EMAIL] today"
+    assert text_of(second) == text_of(first) == "Sure, write to [EMAIL] today"
     assert _of(second, "guardrail") == _of(first, "guardrail")  # the redaction event too
     usage = [_of(events, "finished")[0].usage for events in (first, second)]
     assert [u.cached for u in usage] == [False, True]

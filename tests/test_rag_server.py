@@ -16,17 +16,11 @@ from backend.launcher import BackendProcess
 from backend.retrieval.embedder import shared_embedder
 from backend.retrieval.index import open_index
 from backend.retrieval.ingest import ingest
-from tests.helpers import wait_for
+from tests.helpers import run_backend, text_of, wait_for
 from tests.rag_fixtures import PAGES, document, write_documents, write_pages
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-
-def run_backend(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "backend", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_ingest_of_a_folder_of_pages(docs_index):
@@ -242,7 +236,7 @@ def test_default_model_answer_cites_a_source(docs_index, tmp_path):
         )
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[:2] == ["started", "citations"]
-    answer = "".join(e.delta.text for e in events if e.HasField("delta"))
+    answer = text_of(events)
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
     offered = {c.index: c.source_path for c in events[1].citations.citations}
     assert cited and cited <= set(offered), answer

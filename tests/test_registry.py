@@ -1,11 +1,9 @@
 """models.yaml: valid files load, broken ones stop start-up with file, line and problem."""
 
-import subprocess
-import sys
-
 import pytest
 
 from backend.registry import RegistryError, load_registry
+from tests.helpers import run_backend
 
 
 def write(tmp_path, text, name="models.yaml"):
@@ -64,12 +62,7 @@ def test_two_defaults_and_empty(tmp_path):
 
 def test_serve_with_broken_registry_exits_with_message(tmp_path):
     path = write(tmp_path, "models:\n  a:\n    checkpoint: x\n    temperature: 3\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "backend", "serve", "--config", str(path), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_backend("serve", "--config", str(path), "--port", "0", timeout=120)
     assert result.returncode == 2
     assert f"{path}:4: models.a.temperature" in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,12 +1,10 @@
 """The `collections:` section of models.yaml: paths, defaults, includes, and errors that
 name the file and the line."""
 
-import subprocess
-import sys
-
 import pytest
 
 from backend.registry import RegistryError, load_registry
+from tests.helpers import run_backend
 
 MODEL = "models:\n  a:\n    checkpoint: x\n"
 
@@ -61,12 +59,7 @@ def test_two_default_collections_and_duplicates_across_includes(tmp_path):
 
 def test_serve_names_a_collection_whose_index_is_missing(tmp_path):
     path = write(tmp_path / "models.yaml", MODEL + "collections:\n  p:\n    index: nowhere\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "backend", "serve", "--config", str(path), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_backend("serve", "--config", str(path), "--port", "0", timeout=120)
     assert result.returncode == 2
     assert f"collection p: {tmp_path / 'nowhere'}: no retrieval index there" in result.stderr
     assert "Traceback" not in result.stderr

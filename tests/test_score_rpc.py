@@ -44,10 +44,14 @@ def test_score_matches_a_direct_forward_pass(client, tiny_model_dir):
         assert scored.logprob == pytest.approx(expected, abs=1e-3)
 
 
-def test_score_with_a_chat_context_uses_the_chat_template(client):
-    chat = client.score(["Paris"], messages=[{"role": "user", "content": "Capital?"}])
+def test_score_with_a_chat_context_uses_the_chat_template(client, tiny_model_dir):
+    messages = [{"role": "user", "content": "Capital?"}]
+    chat = client.score(["Paris"], messages=messages)
     raw = client.score(["Paris"], context="Capital?")
     # ChatML: <|im_start|>user\nCapital?<|im_end|>\n<|im_start|>assistant\n
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    templated = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert chat.context_tokens == len(tokenizer(templated, add_special_tokens=False)["input_ids"])
     assert chat.context_tokens > raw.context_tokens
     assert chat.scores[0].tokens == raw.scores[0].tokens
 

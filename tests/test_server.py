@@ -16,22 +16,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from backend.client import ChatClient, RetryPolicy
 from backend.launcher import BackendError, BackendProcess
 from chat.v1 import chat_pb2
-from tests.helpers import metric_value, wait_for
+from tests.helpers import finished_of, metric_value, text_of, wait_for
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 
 
 def events_of(stream) -> list[chat_pb2.ChatEvent]:
     return list(stream)
-
-
-def text_of(events) -> str:
-    return "".join(e.delta.text for e in events if e.HasField("delta"))
-
-
-def finished_of(events) -> chat_pb2.Finished:
-    assert events[-1].HasField("finished")
-    return events[-1].finished
 
 
 def test_chat_streams_started_deltas_finished(tiny_server):

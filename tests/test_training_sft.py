@@ -79,7 +79,9 @@ def test_sft_command_fine_tunes_a_base_run(tmp_path, capsys):
     run = json.loads((chat / "run.json").read_text())
     assert run["kind"] == "sft" and run["status"] == "completed" and run["base"] == str(base)
     assert run["data"]["handwritten"] == f"{len(load_jsonl(HANDWRITTEN)[0])} x 1"
-    assert run["final"]["val_loss"] > 0 and "Who are you?" in run["samples"]
+    assert "Who are you?" in run["samples"]
+    # SFT learned the conversations: its assistant-token loss beats the base model's
+    assert 0 < run["final"]["val_loss"] < run["final"]["base_model_val_loss"]
     assert run["config"]["model"] == json.loads((base / "run.json").read_text())["config"]["model"]
     lines = [json.loads(x) for x in (chat / "conversations.jsonl").read_text().splitlines()]
     assert {x["split"] for x in lines} == {"train", "val"}

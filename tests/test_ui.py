@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser import ask, open_chat, set_number
 from tests.helpers import metric_value, wait_for
 from ui.launcher import UiProcess, free_port
 
@@ -29,22 +30,6 @@ def ui_without_backend(tmp_path_factory) -> Iterator[UiProcess]:
     backend = f"127.0.0.1:{free_port()}"
     with UiProcess(backend, host="0.0.0.0", extra_args=["--share"], log_path=log) as process:
         yield process
-
-
-def open_chat(page: Page, ui: UiProcess, model_info: str = "context") -> None:
-    page.goto(ui.url)
-    expect(page.locator("#chat-model-info")).to_contain_text(model_info)
-
-
-def set_number(page: Page, elem_id: str, value: float) -> None:
-    field = page.locator(f"#{elem_id} input[type=number]")
-    field.fill(str(value))
-    field.press("Tab")
-
-
-def ask(page: Page, question: str) -> None:
-    page.fill("#chat-input textarea", question)
-    page.press("#chat-input textarea", "Enter")
 
 
 def answer_text(page: Page) -> str:

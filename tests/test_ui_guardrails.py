@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from backend.guardrails import load_policy
 from backend.guardrails.policy import DEFAULT_POLICY
 from chat.v1 import chat_pb2
-from tests.test_ui import ask, open_chat, set_number
+from tests.browser import ask, open_chat, set_number
 from ui.guardrail_notice import notices
 
 expect.set_options(timeout=30_000)  # waiting for the page, not timing it: shared CPUs

@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from backend.client import ChatClient
-from tests.test_ui import ask, open_chat, set_number
+from tests.browser import ask, open_chat, set_number
 from ui.launcher import UiProcess
 from ui.retrieval_controls import RetrievalControls
 

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from chat.v1 import chat_pb2
 from evals.compare import compare_runs, markdown_comparison
 from evals.errors import EvalError
 from evals.report import metrics_table
@@ -116,16 +117,27 @@ def confusion_figure(result: RunResult | None):
     return figure
 
 
-def stored_runs(client) -> Runs:
-    """Every results file found in the served models' evals/ folders (via GetModel)."""
-    runs: Runs = {}
-    for card in client.list_models().models:
-        for stored in client.get_model(card.name).evals:
-            try:
-                runs[f"{card.name}/{stored.name}"] = parse_results(stored.results_json, stored.name)
-            except EvalError:
-                continue  # not an evals results file (a quantization table, notes)
-    return runs
+def card_results(card: chat_pb2.ModelCard) -> dict[str, RunResult]:
+    """The evals results files of one model card, by file name."""
+    results = {}
+    for stored in card.evals:
+        try:
+            results[stored.name] = parse_results(stored.results_json, stored.name)
+        except EvalError:
+            continue  # not an evals results file (notes, say)
+    return results
+
+
+def stored_runs(client, models: list[str] | None = None) -> Runs:
+    """Every results file in the served models' evals/ folders (via GetModel), keyed
+    `model/file`; `models` skips the ListModels call when the caller has the names."""
+    if models is None:
+        models = [m.name for m in client.list_models().models]
+    return {
+        f"{name}/{file}": result
+        for name in models
+        for file, result in card_results(client.get_model(name)).items()
+    }
 
 
 class EvalsTab:
@@ -192,14 +204,14 @@ class EvalsTab:
             self.compare_two, [self.run_a, self.run_b, self.session_runs], self.comparison
         )
 
-    def _all_runs(self, session_runs: Runs) -> Runs:
-        return {**stored_runs(self.client_factory()), **session_runs}
+    def _all_runs(self, session_runs: Runs, models: list[str] | None = None) -> Runs:
+        return {**stored_runs(self.client_factory(), models), **session_runs}
 
     def load(self, session_runs: Runs) -> tuple[Any, ...]:
         client = self.client_factory()
         try:
             listing = client.list_models()
-            runs = self._all_runs(session_runs)
+            runs = self._all_runs(session_runs, [m.name for m in listing.models])
         except BACKEND_ERRORS as error:
             message = describe_error(error, client.target)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message
@@ -270,7 +282,8 @@ class EvalsTab:
             return None
         if key in session_runs:
             return session_runs[key]
-        return stored_runs(self.client_factory()).get(key)
+        model, _, file = key.rpartition("/")  # file names never hold a slash
+        return card_results(self.client_factory().get_model(model)).get(file)
 
     def show(self, key: str | None, failures_only: bool, session_runs: Runs):
         try:

@@ -31,10 +31,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from chat.v1 import chat_pb2
-from evals.errors import EvalError
-from evals.results import parse_results
 from ui.chat_tab import REFRESH_SECONDS, ClientFactory, Reply
 from ui.errors import BACKEND_ERRORS, describe_error
+from ui.evals_tab import card_results
 
 X_AXES = {"step": "step", "tokens seen": "tokens_seen", "FLOPs": "flops"}
 PANELS = [
@@ -115,11 +114,7 @@ def summary_frame(cards: list[chat_pb2.ModelCard]) -> pd.DataFrame:
             final = json.loads(card.run_json).get("final_metrics", {})
             row.update({f"run {k}": v for k, v in final.items() if isinstance(v, int | float)})
         newest: dict[str, tuple[str, str, float | None]] = {}
-        for stored in card.evals:
-            try:
-                result = parse_results(stored.results_json, stored.name)
-            except EvalError:
-                continue
+        for result in card_results(card).values():
             spec = result.metrics[0]
             value = result.aggregates[spec.name].value if spec.name in result.aggregates else None
             if result.suite not in newest or result.started_at > newest[result.suite][0]:

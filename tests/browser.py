@@ -1,0 +1,23 @@
+"""Driving the Chat tab in headless Chromium: helpers shared by the UI tests."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from ui.launcher import UiProcess
+
+
+def open_chat(page: Page, ui: UiProcess, model_info: str = "context") -> None:
+    page.goto(ui.url)
+    expect(page.locator("#chat-model-info")).to_contain_text(model_info)
+
+
+def set_number(page: Page, elem_id: str, value: float) -> None:
+    field = page.locator(f"#{elem_id} input[type=number]")
+    field.fill(str(value))
+    field.press("Tab")
+
+
+def ask(page: Page, question: str) -> None:
+    page.fill("#chat-input textarea", question)
+    page.press("#chat-input textarea", "Enter")
