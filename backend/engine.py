@@ -24,11 +24,15 @@ Design decisions:
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
 import enum
+import functools
 import itertools
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -46,9 +50,17 @@ class FinishReason(enum.Enum):
 class QueueFullError(RuntimeError):
     """The engine's request queue is full; the caller should retry later."""
 
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"the request queue is full ({waiting} requests waiting)")
+        self.waiting = waiting
+
 
 class EngineStoppedError(RuntimeError):
     """The engine no longer accepts requests."""
+
+
+class EngineError(RuntimeError):
+    """A forward pass failed while serving this request (not the caller's fault)."""
 
 
 @dataclass
@@ -57,15 +69,51 @@ class _Finished:
     error: BaseException | None = None
 
 
+class _Channel:
+    """Items from the engine thread to one consumer, read either by a thread (`get`) or by
+    an asyncio task (`aget`): the engine wakes an event loop only through
+    `call_soon_threadsafe`, so an open stream holds no thread while it waits."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._wake = None  # set by `aget`: wakes the waiting task on its loop
+
+    def put(self, item) -> None:
+        with self._lock:
+            self._items.append(item)
+            self._ready.notify()
+            wake = self._wake
+        if wake is not None:
+            wake()
+
+    def get(self):
+        with self._ready:
+            self._ready.wait_for(lambda: self._items)
+            return self._items.popleft()
+
+    async def aget(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            event = asyncio.Event()
+            with self._lock:
+                if self._items:
+                    return self._items.popleft()
+                self._wake = functools.partial(loop.call_soon_threadsafe, event.set)
+            await event.wait()
+
+
 @dataclass
 class Generation:
-    """A handle on one request: iterate it for token ids, or cancel it."""
+    """A handle on one request: iterate it (`for`, or `async for` over `stream()`) for
+    token ids, or cancel it. A failed forward pass raises `EngineError`."""
 
-    request_id: int
+    request_id: str
     prompt_ids: list[int]
     config: SamplingConfig
     adapter: str | None = None
-    _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
+    _events: _Channel = field(default_factory=_Channel, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     finish_reason: FinishReason | None = None
 
@@ -76,41 +124,59 @@ class Generation:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    def _end(self, item: _Finished) -> None:
+        self.finish_reason = item.reason
+        if item.error is not None:
+            raise EngineError(
+                f"request {self.request_id}: the model failed while generating "
+                f"({type(item.error).__name__}: {item.error})"
+            ) from item.error
+
     def __iter__(self) -> Iterator[int]:
-        while True:
-            item = self._events.get()
-            if isinstance(item, _Finished):
-                self.finish_reason = item.reason
-                if item.error is not None:
-                    raise RuntimeError("generation failed in the engine") from item.error
-                return
+        while not isinstance(item := self._events.get(), _Finished):
             yield item
+        self._end(item)
+
+    async def stream(self) -> AsyncIterator[int]:
+        while not isinstance(item := await self._events.aget(), _Finished):
+            yield item
+        self._end(item)
 
 
 @dataclass
 class Scoring:
-    """A handle on one scoring request: wait for the continuations' log-likelihoods."""
+    """A handle on one scoring request: wait for the continuations' log-likelihoods with
+    `result()` (a thread) or `await scoring.wait()` (a task)."""
 
     context_ids: list[int]
     continuations: list[list[int]]
     adapter: str | None = None
-    _done: threading.Event = field(default_factory=threading.Event, repr=False)
-    _result: list[ContinuationLogprob] | None = field(default=None, repr=False)
-    _error: BaseException | None = field(default=None, repr=False)
+    request_id: str = ""
+    _future: concurrent.futures.Future = field(
+        default_factory=concurrent.futures.Future, repr=False
+    )
 
     def result(self, timeout: float | None = None) -> list[ContinuationLogprob]:
-        if not self._done.wait(timeout):
-            raise TimeoutError("scoring did not finish in time")
-        if isinstance(self._error, EngineStoppedError):
-            raise self._error
-        if self._error is not None:
-            raise RuntimeError("scoring failed in the engine") from self._error
-        assert self._result is not None
-        return self._result
+        try:
+            return self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError("scoring did not finish in time") from None
+
+    async def wait(self) -> list[ContinuationLogprob]:
+        return await asyncio.wrap_future(self._future)
 
     def _settle(self, result=None, error: BaseException | None = None) -> None:
-        self._result, self._error = result, error
-        self._done.set()
+        if isinstance(error, EngineStoppedError):
+            self._future.set_exception(error)
+        elif error is not None:
+            failure = EngineError(
+                f"request {self.request_id}: the model failed while scoring "
+                f"({type(error).__name__}: {error})"
+            )
+            failure.__cause__ = error
+            self._future.set_exception(failure)
+        else:
+            self._future.set_result(result)
 
 
 @dataclass
@@ -148,20 +214,29 @@ class Engine:
         self._thread.start()
 
     def submit(
-        self, prompt_ids: Sequence[int], config: SamplingConfig, adapter: str | None = None
+        self,
+        prompt_ids: Sequence[int],
+        config: SamplingConfig,
+        adapter: str | None = None,
+        request_id: str = "",
     ) -> Generation:
+        """Queue a generation; `request_id` names it in errors (a serial number if empty)."""
         self._check_adapter(adapter)
-        return self._enqueue(Generation(next(self._ids), list(prompt_ids), config, adapter))
+        request_id = request_id or str(next(self._ids))
+        return self._enqueue(Generation(request_id, list(prompt_ids), config, adapter))
 
     def submit_score(
         self,
         context_ids: Sequence[int],
         continuations: Sequence[Sequence[int]],
         adapter: str | None = None,
+        request_id: str = "",
     ) -> Scoring:
-        """Queue a scoring request; `result()` on the handle waits for it."""
+        """Queue a scoring request; `result()` or `wait()` on the handle waits for it."""
         self._check_adapter(adapter)
-        return self._enqueue(Scoring(list(context_ids), [list(c) for c in continuations], adapter))
+        request_id = request_id or str(next(self._ids))
+        scoring = Scoring(list(context_ids), [list(c) for c in continuations], adapter, request_id)
+        return self._enqueue(scoring)
 
     def _check_adapter(self, adapter: str | None) -> None:
         if adapter is not None and adapter not in self.adapter_names:
@@ -174,9 +249,7 @@ class Engine:
         try:
             self._pending.put_nowait(request)
         except queue.Full:
-            raise QueueFullError(
-                f"the request queue is full ({self._pending.maxsize} waiting)"
-            ) from None
+            raise QueueFullError(self._pending.qsize()) from None
         return request
 
     def generate(
