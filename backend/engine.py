@@ -1,25 +1,37 @@
-"""The engine: token ids in, token ids out, one decode loop per model.
+"""The engine: token ids in, token ids out; continuous batching over a paged KV cache.
 
 Design decisions:
-- The engine owns its model. Requests go into a bounded queue; one thread runs the decode
-  loop and is the only caller of the model's forward pass, so concurrent streams never run
-  competing forward passes (or fight over threads on a 2-core machine).
-- Each active request keeps its own KV cache (the `cache` of the transformers model)
-  and the loop steps the active requests round-robin, one token each, so a long answer
-  does not starve a short one. Every forward pass is a batch of one for now; batching
-  across requests replaces `_step` and nothing else.
-- It knows nothing of chat formats, text, gRPC or HTTP: a request is a list of prompt ids
-  and a `SamplingConfig`; the result is a stream of ids and a finish reason. Stop strings
-  are text, so they are matched by the caller, which cancels the generation.
-- A model that holds several PEFT adapters serves them all from this one loop: each
-  request names its adapter, and every forward pass of that request passes it as
-  `adapter_names` (`__base__` for none), so interleaved requests never see each other's
-  adapter and nothing global is switched between steps.
-- Cancellation is a flag checked before every step: a cancelled request stops within one
-  decode step and its cache is freed at once.
-- Scoring (log-likelihoods for evals) is a second request kind in the same queue: the loop
-  runs it whole when it is admitted, between decode steps, so the model's forward pass
-  still has exactly one caller and scoring obeys the same back-pressure as generation.
+- One thread runs the step loop and is the only caller of the model's forward pass. Each
+  step is one forward pass over every running sequence (one decode token each) plus chunks
+  of waiting prompts, within a per-step token budget (`max_batch_tokens`): sequences join
+  and leave between steps, and admitting a long prompt delays running streams by at most
+  one chunk (continuous batching with chunked prefill, as vLLM and nano-vllm do).
+- The model is reached through a runner (`ModelRunner`: `backend/paged_llama.py` for Llama
+  checkpoints), built by the loader and handed in, so this module knows no architecture.
+  The runner owns the preallocated KV cache; this module owns its bookkeeping: fixed-size
+  blocks with reference counts (`BlockPool`), a block table per sequence, and the slots
+  every step writes and reads.
+- Memory is reserved at admission: a sequence is admitted only when the blocks for its
+  whole prompt plus `max_tokens` can be had, so a running sequence never runs out of cache
+  and nothing is ever preempted; a request waits in the queue while the cache is full, and
+  one that could never fit is refused at submit with the numbers.
+- Prefix reuse by block hashing: a full block is published under a hash chained over every
+  token before it (and the adapter, whose keys differ), and a new sequence starts from the
+  longest run of published blocks matching its prompt: the system prompt, the retrieval
+  instruction, the previous turn of a conversation (generated blocks are published too).
+  Unreferenced published blocks stay cached and are evicted least recently used first.
+- Answers do not depend on the batch: the runner computes each row with kernels whose
+  results do not depend on the other rows, sampling is per row with a per-request
+  `torch.Generator`, and the repetition penalty reads a per-sequence presence mask (no
+  per-token work that grows with the sequence).
+- It knows nothing of chat formats, text, gRPC or HTTP. Stop strings are text, so the
+  caller matches them and cancels; cancellation is checked before every step and frees
+  the sequence's blocks at once. A failed step is retried row by row, so only the request
+  at fault ends, with `EngineError` naming its id; the loop carries on.
+- Scoring (log-likelihoods for evals) shares the scheduler: the context is computed once
+  as a prefill-only sequence whose blocks are published, then every continuation is a
+  sequence that reuses them, chunked under the same token budget as any prompt, so a
+  `Score` never freezes running streams for more than one step.
 """
 
 from __future__ import annotations
@@ -30,15 +42,17 @@ import concurrent.futures
 import enum
 import functools
 import itertools
-import queue
+import math
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
-from backend.logprobs import ContinuationLogprob, continuation_logprobs
-from backend.sampling import SamplingConfig, make_generator, sample_next
+from backend.logprobs import ContinuationLogprob
+from backend.sampling import SamplingConfig, make_generator, sample_rows
 
 
 class FinishReason(enum.Enum):
@@ -116,6 +130,8 @@ class Generation:
     _events: _Channel = field(default_factory=_Channel, repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     finish_reason: FinishReason | None = None
+    queued_seconds: float | None = None  # submit to admission, once admitted
+    cached_tokens: int = 0  # prompt tokens found in the prefix cache
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -155,6 +171,15 @@ class Scoring:
     _future: concurrent.futures.Future = field(
         default_factory=concurrent.futures.Future, repr=False
     )
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def cancel(self) -> None:
+        """Give up on the result (a deadline passed); the engine drops the work."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
 
     def result(self, timeout: float | None = None) -> list[ContinuationLogprob]:
         try:
@@ -179,39 +204,211 @@ class Scoring:
             self._future.set_result(result)
 
 
+class RequestTooLargeError(ValueError):
+    """The request needs more KV cache than this engine has in all."""
+
+
+# The step a runner executes ------------------------------------------------------------
+
+
 @dataclass
-class _Active:
-    generation: Generation
-    generator: torch.Generator
-    seen: torch.Tensor  # prompt + generated ids, for the repetition penalty
-    cache: object | None = None
+class DecodeGroup:
+    """Rows that each add one token to a sequence: one padded attention call."""
+
+    rows: torch.Tensor  # [B] packed row of each sequence's token
+    slots: torch.Tensor  # [B, L] cache slots of each sequence's context, padded
+    mask: torch.Tensor  # [B, 1, 1, L] True where a slot belongs to that context
+
+
+@dataclass
+class PrefillChunk:
+    """Consecutive tokens of one sequence: one causal attention call of their own."""
+
+    start: int  # first packed row
+    length: int
+    slots: torch.Tensor  # [L] cache slots of the context up to the chunk's last token
+    mask: torch.Tensor  # [length, L] a token sees the context up to itself
+
+
+@dataclass
+class StepBatch:
+    token_ids: torch.Tensor  # [T] every scheduled token, packed
+    positions: torch.Tensor  # [T]
+    write_slots: torch.Tensor  # [T] where each token's K/V goes
+    logits_rows: torch.Tensor  # [N] packed rows whose next-token logits are wanted
+    decode: DecodeGroup | None
+    prefills: list[PrefillChunk]
+    adapters: list[str] | None = None  # per packed row, when the model holds adapters
+
+
+class ModelRunner(Protocol):
+    num_blocks: int
+    block_size: int
+    vocab_size: int
+    device: torch.device
+
+    def forward(self, batch: StepBatch) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_batch_size: int = 16  # sequences running at once
+    max_batch_tokens: int = 256  # tokens per step: decode rows plus prefill chunks
+    max_queue: int = 64  # requests waiting for admission
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one step did, for the metrics (the engine's only outward report)."""
+
+    rows: int  # sequences in the step
+    tokens: int  # tokens computed
+    seconds: float
+    running: int
+    waiting: int
+    kv_usage: float  # 0..1, blocks referenced by live sequences
+    prefix_queried: int  # prompt tokens looked up in the prefix cache this step
+    prefix_hits: int  # of those, tokens found
+    queue_seconds: tuple[float, ...]  # of each request admitted this step
+
+
+# KV blocks ---------------------------------------------------------------------------
+
+
+class BlockPool:
+    """Reference-counted KV blocks; published full blocks stay findable by hash until
+    evicted, least recently used first, when a fresh block is needed."""
+
+    def __init__(self, num_blocks: int) -> None:
+        self.num_blocks = num_blocks
+        self.refs = [0] * num_blocks
+        self.hash_of: list[int | None] = [None] * num_blocks
+        self.tokens_of: list[tuple[int, ...]] = [()] * num_blocks
+        self.by_hash: dict[int, int] = {}
+        self.plain: collections.deque[int] = collections.deque(range(num_blocks))
+        self.cached: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self.reserved = 0
+
+    @property
+    def available(self) -> int:
+        return len(self.plain) + len(self.cached) - self.reserved
+
+    @property
+    def in_use(self) -> int:
+        return self.num_blocks - len(self.plain) - len(self.cached)
+
+    def find(self, key: int, tokens: tuple[int, ...]) -> int | None:
+        block = self.by_hash.get(key)
+        return block if block is not None and self.tokens_of[block] == tokens else None
+
+    def share(self, block: int) -> None:
+        if self.refs[block] == 0:
+            del self.cached[block]
+        self.refs[block] += 1
+
+    def allocate(self) -> int:
+        """A fresh block out of this caller's reservation."""
+        if self.plain:
+            block = self.plain.popleft()
+        else:
+            block, _ = self.cached.popitem(last=False)
+            key = self.hash_of[block]
+            if self.by_hash.get(key) == block:
+                del self.by_hash[key]
+            self.hash_of[block], self.tokens_of[block] = None, ()
+        self.reserved -= 1
+        self.refs[block] = 1
+        return block
+
+    def publish(self, block: int, key: int, tokens: tuple[int, ...]) -> None:
+        if key not in self.by_hash:
+            self.by_hash[key] = block
+            self.hash_of[block], self.tokens_of[block] = key, tokens
+
+    def release(self, block: int) -> None:
+        self.refs[block] -= 1
+        if self.refs[block] == 0:
+            if self.hash_of[block] is None:
+                self.plain.append(block)
+            else:
+                self.cached[block] = None  # most recently used last
+
+
+# Sequences -----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Seq:
+    """One sequence in the scheduler: a generation, a scoring context or continuation."""
+
+    tokens: list[int]
+    adapter: str | None
+    capacity: int  # most tokens it can reach: blocks are reserved for them at admission
+    logits_from: int  # first position whose next-token logits are wanted
+    owner: Generation | _ScoreTask
+    submitted: float
+    blocks: list[int] = field(default_factory=list)
+    slots: torch.Tensor | None = None  # cache slot of every position, filled per block
+    computed: int = 0  # positions whose K/V are in the cache
+    reserved: int = 0  # blocks reserved and not yet allocated
+    published: int = 0  # leading blocks published to the prefix cache
+    chain: int = 0  # hash over every published block
     produced: int = 0
-    next_input: list[int] = field(default_factory=list)
+    generator: torch.Generator | None = None
+    presence: torch.Tensor | None = None  # tokens seen, for the repetition penalty
+    part: int = -1  # scoring: which continuation (-1: the shared context)
+    logprob: float = 0.0  # scoring: running sum over the continuation
+    greedy: bool = True
+
+
+@dataclass(eq=False)
+class _ScoreTask:
+    scoring: Scoring
+    results: list[ContinuationLogprob | None]
+    pending: int
+
+    @property
+    def cancelled(self) -> bool:
+        return self.scoring.cancelled
 
 
 class Engine:
-    """Owns one causal LM and runs its decode loop on a background thread."""
+    """Owns one model runner and its KV cache; runs the step loop on a background thread."""
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        runner: ModelRunner,
         eos_token_ids: Sequence[int],
         context_length: int,
-        max_queue: int = 64,
-        max_active: int = 8,
+        config: EngineConfig = EngineConfig(),
         adapter_names: Sequence[str] = (),
+        on_step: Callable[[StepStats], None] | None = None,
     ) -> None:
-        self.model = model.eval()
+        if config.max_batch_tokens < config.max_batch_size:
+            raise ValueError(
+                f"max_batch_tokens ({config.max_batch_tokens}) must be at least "
+                f"max_batch_size ({config.max_batch_size}): every running sequence needs "
+                "one token of each step"
+            )
+        self.runner = runner
+        self.config = config
+        self.device = runner.device
+        self.block_size = runner.block_size
         self.adapter_names = frozenset(adapter_names)
-        self.device = next(model.parameters()).device
         self.eos_token_ids = frozenset(eos_token_ids)
         self.context_length = context_length
-        self.max_active = max_active
-        self._pending: queue.Queue[Generation | Scoring] = queue.Queue(maxsize=max_queue)
+        self.on_step = on_step
+        self.pool = BlockPool(runner.num_blocks)
+        self._incoming: collections.deque = collections.deque()
+        self._waiting: collections.deque[_Seq] = collections.deque()
+        self._running: list[_Seq] = []
+        self._wakeup = threading.Condition()
         self._ids = itertools.count()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
+
+    # Submitting ------------------------------------------------------------------------
 
     def submit(
         self,
@@ -222,8 +419,21 @@ class Engine:
     ) -> Generation:
         """Queue a generation; `request_id` names it in errors (a serial number if empty)."""
         self._check_adapter(adapter)
+        if not prompt_ids:
+            raise ValueError("a generation needs at least one prompt token")
+        if len(prompt_ids) >= self.context_length:
+            raise ValueError(
+                f"the prompt has {len(prompt_ids)} tokens and the context {self.context_length}"
+            )
         request_id = request_id or str(next(self._ids))
-        return self._enqueue(Generation(request_id, list(prompt_ids), config, adapter))
+        generation = Generation(request_id, list(prompt_ids), config, adapter)
+        capacity = min(len(prompt_ids) + config.max_tokens, self.context_length)
+        self._check_fits(capacity)
+        seq = _Seq(
+            list(prompt_ids), adapter, capacity, len(prompt_ids) - 1, generation, time.monotonic()
+        )
+        self._enqueue(seq)
+        return generation
 
     def submit_score(
         self,
@@ -234,23 +444,55 @@ class Engine:
     ) -> Scoring:
         """Queue a scoring request; `result()` or `wait()` on the handle waits for it."""
         self._check_adapter(adapter)
+        if not context_ids:
+            raise ValueError("the context needs at least one token to predict the first one from")
+        if not continuations or not all(continuations):
+            raise ValueError("a continuation must have at least one token")
         request_id = request_id or str(next(self._ids))
         scoring = Scoring(list(context_ids), [list(c) for c in continuations], adapter, request_id)
-        return self._enqueue(scoring)
+        self._check_fits(len(context_ids) + max(len(c) for c in continuations))
+        task = _ScoreTask(scoring, [None] * len(continuations), len(continuations))
+        now = time.monotonic()
+        if len(continuations) == 1:
+            seqs = self._score_seqs(task, now)
+        else:  # the context first, once; its published blocks serve every continuation
+            context = list(context_ids)
+            seqs = [_Seq(context, adapter, len(context), len(context), task, now)]
+        self._enqueue(*seqs)
+        return scoring
+
+    def _score_seqs(self, task: _ScoreTask, now: float) -> list[_Seq]:
+        scoring = task.scoring
+        start = len(scoring.context_ids) - 1
+        seqs = []
+        for part, continuation in enumerate(scoring.continuations):
+            ids = scoring.context_ids + continuation
+            seqs.append(_Seq(ids, scoring.adapter, len(ids), start, task, now, part=part))
+        return seqs
 
     def _check_adapter(self, adapter: str | None) -> None:
         if adapter is not None and adapter not in self.adapter_names:
             known = ", ".join(sorted(self.adapter_names)) or "none"
             raise ValueError(f"unknown adapter {adapter!r}; this engine has: {known}")
 
-    def _enqueue(self, request):
-        if self._stopping.is_set():
-            raise EngineStoppedError("the engine is shutting down")
-        try:
-            self._pending.put_nowait(request)
-        except queue.Full:
-            raise QueueFullError(self._pending.qsize()) from None
-        return request
+    def _check_fits(self, tokens: int) -> None:
+        blocks = math.ceil(tokens / self.block_size)
+        if blocks > self.pool.num_blocks:
+            raise RequestTooLargeError(
+                f"the request needs {tokens} tokens of KV cache and this model's cache holds "
+                f"{self.pool.num_blocks * self.block_size}; send a shorter prompt or fewer "
+                "max_tokens, or give the model a larger kv_cache_mb in models.yaml"
+            )
+
+    def _enqueue(self, *seqs: _Seq) -> None:
+        with self._wakeup:
+            if self._stopping.is_set():
+                raise EngineStoppedError("the engine is shutting down")
+            waiting = len(self._incoming) + len(self._waiting)
+            if waiting >= self.config.max_queue:
+                raise QueueFullError(waiting)
+            self._incoming.extend(seqs)
+            self._wakeup.notify()
 
     def generate(
         self, prompt_ids: Sequence[int], config: SamplingConfig, adapter: str | None = None
@@ -258,112 +500,315 @@ class Engine:
         """Convenience: run one request to completion and return its ids."""
         return list(self.submit(prompt_ids, config, adapter))
 
+    @property
+    def waiting(self) -> int:
+        return len(self._incoming) + len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
     def stop(self) -> None:
-        """Cancel everything and end the decode loop."""
-        self._stopping.set()
+        """Cancel everything and end the step loop."""
+        with self._wakeup:
+            self._stopping.set()
+            self._wakeup.notify()
         self._thread.join(timeout=10)
 
-    # The decode loop -------------------------------------------------------------------
+    # The step loop ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        active: list[_Active] = []
         with torch.inference_mode():
             while True:
+                with self._wakeup:
+                    if not (self._running or self._waiting or self._incoming):
+                        self._wakeup.wait_for(
+                            lambda: self._incoming or self._stopping.is_set(), timeout=1.0
+                        )
+                    self._waiting.extend(self._incoming)
+                    self._incoming.clear()
                 if self._stopping.is_set():
-                    for item in active:
-                        self._finish(item, FinishReason.CANCELLED)
-                    self._drain_pending()
+                    self._shut_down()
                     return
-                self._admit(active, block=not active)
-                for item in list(active):
-                    if item.generation.cancelled:
-                        self._finish(item, FinishReason.CANCELLED)
-                        active.remove(item)
-                        continue
-                    try:
-                        reason = self._step(item)
-                    except Exception as exc:  # one bad request must not kill the loop
-                        self._finish(item, FinishReason.CANCELLED, exc)
-                        active.remove(item)
-                        continue
-                    if reason is not None:
-                        self._finish(item, reason)
-                        active.remove(item)
+                self._drop_cancelled()
+                self._step()
 
-    def _admit(self, active: list[_Active], block: bool) -> None:
-        while len(active) < self.max_active:
-            try:
-                request = self._pending.get(timeout=0.1) if block else self._pending.get_nowait()
-            except queue.Empty:
-                return
-            block = False
-            if isinstance(request, Scoring):
-                self._score(request)
-                continue
-            generation = request
-            if generation.cancelled:
-                generation._events.put(_Finished(FinishReason.CANCELLED))
-                continue
-            active.append(
-                _Active(
-                    generation=generation,
-                    generator=make_generator(generation.config.seed, self.device),
-                    seen=torch.tensor(generation.prompt_ids, device=self.device),
-                    next_input=generation.prompt_ids,
+    def _shut_down(self) -> None:
+        for seq in [*self._running, *self._waiting]:
+            self._finish(seq, FinishReason.CANCELLED, EngineStoppedError("the engine stopped"))
+        self._running.clear()
+        self._waiting.clear()
+
+    def _drop_cancelled(self) -> None:
+        for seq in [s for s in self._running if s.owner.cancelled]:
+            self._running.remove(seq)
+            self._finish(seq, FinishReason.CANCELLED)
+        for seq in [s for s in self._waiting if s.owner.cancelled]:
+            self._waiting.remove(seq)
+            self._finish(seq, FinishReason.CANCELLED)
+
+    def _step(self) -> None:
+        started = time.monotonic()
+        plan, admitted, queried, hits = self._schedule()
+        if not plan:
+            return
+        try:
+            self._run_plan(plan)
+        except Exception as exc:  # a failed step fails its culprits, not the loop
+            if len(plan) == 1:
+                self._fail(plan[0][0], exc)
+            else:  # retried one by one, so rows that were not at fault carry on
+                for item in plan:
+                    try:
+                        self._run_plan([item])
+                    except Exception as single:
+                        self._fail(item[0], single)
+        if self.on_step is not None:
+            self.on_step(
+                StepStats(
+                    rows=len(plan),
+                    tokens=sum(n for _, n in plan),
+                    seconds=time.monotonic() - started,
+                    running=len(self._running),
+                    waiting=self.waiting,
+                    kv_usage=self.pool.in_use / self.pool.num_blocks,
+                    prefix_queried=queried,
+                    prefix_hits=hits,
+                    queue_seconds=tuple(started - s.submitted for s in admitted),
                 )
             )
 
-    def _adapter_kwargs(self, adapter: str | None) -> dict:
-        """PEFT's per-request adapter selection, when this engine serves adapters."""
-        return {"adapter_names": [adapter or "__base__"]} if self.adapter_names else {}
+    def _run_plan(self, plan: list[tuple[_Seq, int]]) -> None:
+        batch, wanted = self._build(plan)
+        self._advance(plan, wanted, self.runner.forward(batch))
 
-    def _score(self, scoring: Scoring) -> None:
-        try:
-            scores = continuation_logprobs(
-                self.model,
-                scoring.context_ids,
-                scoring.continuations,
-                **self._adapter_kwargs(scoring.adapter),
+    def _fail(self, seq: _Seq, error: BaseException) -> None:
+        if seq in self._running:
+            self._running.remove(seq)
+        self._finish(seq, FinishReason.CANCELLED, error)
+
+    def _schedule(self) -> tuple[list[tuple[_Seq, int]], list[_Seq], int, int]:
+        """This step's (sequence, tokens) pairs: every decoding sequence, then prefill
+        chunks of running and newly admitted sequences, within the token budget."""
+        budget = self.config.max_batch_tokens
+        plan: list[tuple[_Seq, int]] = []
+        for seq in self._running:
+            if len(seq.tokens) - seq.computed == 1:
+                plan.append((seq, 1))
+                budget -= 1
+        for seq in self._running:
+            need = len(seq.tokens) - seq.computed
+            if need > 1 and budget > 0:
+                plan.append((seq, min(need, budget)))
+                budget -= plan[-1][1]
+        admitted: list[_Seq] = []
+        queried = hits = 0
+        while self._waiting and len(self._running) < self.config.max_batch_size and budget > 0:
+            seq = self._waiting[0]
+            matched = self._admit(seq)
+            if matched is None:
+                break  # first come, first served: wait for blocks to free up
+            self._waiting.popleft()
+            self._running.append(seq)
+            admitted.append(seq)
+            queried += len(seq.tokens)
+            hits += matched
+            if seq.computed == len(seq.tokens):  # a scoring context found whole in the cache
+                self._running.remove(seq)
+                self._finish(seq, FinishReason.STOP)
+                continue
+            n = min(len(seq.tokens) - seq.computed, budget)
+            plan.append((seq, n))
+            budget -= n
+        return plan, admitted, queried, hits
+
+    def _admit(self, seq: _Seq) -> int | None:
+        """Reuse the longest published prefix and reserve the rest; None if it cannot fit
+        yet. Returns the number of prompt tokens found in the prefix cache."""
+        size = self.block_size
+        # At least the position whose logits are wanted must be computed.
+        limit = seq.logits_from // size
+        root = hash(("adapter", seq.adapter))
+        matched, chain = [], root
+        for index in range(limit):
+            tokens = tuple(seq.tokens[index * size : (index + 1) * size])
+            key = hash((chain, tokens))
+            block = self.pool.find(key, tokens)
+            if block is None:
+                break
+            matched.append(block)
+            chain = key
+        need = math.ceil(seq.capacity / size) - len(matched)
+        revived = sum(1 for b in matched if self.pool.refs[b] == 0)
+        if self.pool.available - revived < need:
+            return None
+        for block in matched:
+            self.pool.share(block)
+        self.pool.reserved += need
+        seq.reserved = need
+        seq.blocks = matched
+        seq.slots = torch.empty(seq.capacity, dtype=torch.long)
+        for index, block in enumerate(matched):
+            self._fill_slots(seq, index, block)
+        seq.computed = len(matched) * size
+        seq.published = len(matched)
+        seq.chain = chain if matched else root
+        if isinstance(seq.owner, Generation):
+            config = seq.owner.config
+            seq.generator = make_generator(config.seed, self.device)
+            if config.repetition_penalty != 1.0:
+                seq.presence = torch.zeros(self.runner.vocab_size, dtype=torch.bool)
+                seq.presence[torch.tensor(seq.tokens)] = True
+            seq.owner.queued_seconds = time.monotonic() - seq.submitted
+            seq.owner.cached_tokens = seq.computed
+        return seq.computed
+
+    def _fill_slots(self, seq: _Seq, index: int, block: int) -> None:
+        size = self.block_size
+        start = index * size
+        end = min(start + size, seq.capacity)
+        seq.slots[start:end] = torch.arange(block * size, block * size + end - start)
+
+    def _build(self, plan: list[tuple[_Seq, int]]) -> tuple[StepBatch, list[list[int]]]:
+        """The packed step, and for each planned sequence the positions whose logits the
+        runner returns (in order)."""
+        token_ids, positions, write_slots, logits_rows = [], [], [], []
+        wanted: list[list[int]] = []
+        decode_rows, decode_seqs, prefills = [], [], []
+        adapters: list[str] | None = [] if self.adapter_names else None
+        for seq, n in plan:
+            start, end = seq.computed, seq.computed + n
+            while len(seq.blocks) * self.block_size < end:
+                block = self.pool.allocate()
+                seq.reserved -= 1
+                self._fill_slots(seq, len(seq.blocks), block)
+                seq.blocks.append(block)
+            row = len(token_ids)
+            token_ids.extend(seq.tokens[start:end])
+            positions.extend(range(start, end))
+            write_slots.append(seq.slots[start:end])
+            if adapters is not None:
+                adapters.extend([seq.adapter or "__base__"] * n)
+            if n == 1:
+                decode_rows.append(row)
+                decode_seqs.append(seq)
+            else:
+                span = torch.arange(end)
+                mask = span[None, :] <= torch.arange(start, end)[:, None]
+                prefills.append(PrefillChunk(row, n, seq.slots[:end], mask.to(self.device)))
+            if isinstance(seq.owner, Generation):
+                want = [end - 1] if end == len(seq.tokens) else []
+            else:
+                want = list(range(max(start, seq.logits_from), min(end, len(seq.tokens) - 1)))
+            wanted.append(want)
+            logits_rows.extend(row + p - start for p in want)
+        decode = None
+        if decode_seqs:
+            longest = max(s.computed + 1 for s in decode_seqs)
+            slots = torch.zeros(len(decode_seqs), longest, dtype=torch.long)
+            mask = torch.zeros(len(decode_seqs), 1, 1, longest, dtype=torch.bool)
+            for i, seq in enumerate(decode_seqs):
+                slots[i, : seq.computed + 1] = seq.slots[: seq.computed + 1]
+                mask[i, ..., : seq.computed + 1] = True
+            decode = DecodeGroup(
+                torch.tensor(decode_rows, device=self.device),
+                slots.to(self.device),
+                mask.to(self.device),
             )
-        except Exception as exc:  # one bad request must not kill the loop
-            scoring._settle(error=exc)
-        else:
-            scoring._settle(scores)
-
-    def _step(self, item: _Active) -> FinishReason | None:
-        """One forward pass and one sampled token for one request."""
-        input_ids = torch.tensor([item.next_input], device=self.device)
-        # logits_to_keep=1: the prefill needs the last position's logits only.
-        extra = self._adapter_kwargs(item.generation.adapter)
-        out = self.model(
-            input_ids=input_ids, cache=item.cache, use_cache=True, logits_to_keep=1, **extra
+        device = self.device
+        batch = StepBatch(
+            token_ids=torch.tensor(token_ids, device=device),
+            positions=torch.tensor(positions, device=device),
+            write_slots=torch.cat(write_slots).to(device),
+            logits_rows=torch.tensor(logits_rows, dtype=torch.long, device=device),
+            decode=decode,
+            prefills=prefills,
+            adapters=adapters,
         )
-        item.cache = out.cache
-        token = sample_next(out.logits[0, -1], item.seen, item.generation.config, item.generator)
+        return batch, wanted
+
+    def _advance(self, plan, wanted: list[list[int]], logits: torch.Tensor) -> None:
+        """Record what the step computed, sample the next tokens, finish what is done."""
+        offset = 0
+        sampling: list[tuple[_Seq, torch.Tensor]] = []
+        for (seq, n), want in zip(plan, wanted, strict=True):
+            seq.computed += n
+            self._publish_full_blocks(seq)
+            rows = logits[offset : offset + len(want)]
+            offset += len(want)
+            if isinstance(seq.owner, Generation):
+                if want:
+                    sampling.append((seq, rows[0]))
+                continue
+            if want:
+                targets = torch.tensor([seq.tokens[p + 1] for p in want], device=rows.device)
+                logprobs = torch.log_softmax(rows, dim=-1)
+                seq.logprob += float(logprobs.gather(1, targets[:, None]).sum())
+                seq.greedy = seq.greedy and bool((logprobs.argmax(-1) == targets).all())
+            if seq.computed == len(seq.tokens):
+                self._running.remove(seq)
+                self._finish(seq, FinishReason.STOP)
+        if not sampling:
+            return
+        seqs = [seq for seq, _ in sampling]
+        tokens = sample_rows(
+            torch.stack([row for _, row in sampling]),
+            [seq.owner.config for seq in seqs],
+            [seq.generator for seq in seqs],
+            [seq.presence for seq in seqs],
+        )
+        for seq, token in zip(seqs, tokens, strict=True):
+            reason = self._append(seq, token)
+            if reason is not None:
+                self._running.remove(seq)
+                self._finish(seq, reason)
+
+    def _append(self, seq: _Seq, token: int) -> FinishReason | None:
         if token in self.eos_token_ids:
             return FinishReason.STOP
-        item.generation._events.put(token)
-        item.produced += 1
-        item.seen = torch.cat([item.seen, item.seen.new_tensor([token])])
-        item.next_input = [token]
-        total = len(item.generation.prompt_ids) + item.produced
-        if item.produced >= item.generation.config.max_tokens or total >= self.context_length:
+        seq.owner._events.put(token)
+        seq.produced += 1
+        seq.tokens.append(token)
+        if seq.presence is not None:
+            seq.presence[token] = True
+        if seq.produced >= seq.owner.config.max_tokens or len(seq.tokens) >= seq.capacity:
             return FinishReason.LENGTH
         return None
 
-    def _finish(
-        self, item: _Active, reason: FinishReason, error: BaseException | None = None
-    ) -> None:
-        item.cache = None
-        item.generation._events.put(_Finished(reason, error))
+    def _publish_full_blocks(self, seq: _Seq) -> None:
+        size = self.block_size
+        while (seq.published + 1) * size <= seq.computed:
+            index = seq.published
+            tokens = tuple(seq.tokens[index * size : (index + 1) * size])
+            seq.chain = hash((seq.chain, tokens))
+            self.pool.publish(seq.blocks[index], seq.chain, tokens)
+            seq.published += 1
 
-    def _drain_pending(self) -> None:
-        while True:
-            try:
-                request = self._pending.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(request, Scoring):
-                request._settle(error=EngineStoppedError("the engine is shutting down"))
-            else:
-                request._events.put(_Finished(FinishReason.CANCELLED))
+    def _finish(self, seq: _Seq, reason: FinishReason, error: BaseException | None = None) -> None:
+        """Return the sequence's blocks and reservation; tell its owner."""
+        for block in seq.blocks:
+            self.pool.release(block)
+        self.pool.reserved -= seq.reserved
+        seq.blocks, seq.reserved = [], 0
+        owner = seq.owner
+        if isinstance(owner, Generation):
+            # A stopping engine ends streams as cancelled, not as failed.
+            failure = None if isinstance(error, EngineStoppedError) else error
+            owner._events.put(_Finished(reason, failure))
+            return
+        scoring = owner.scoring
+        if scoring._future.done():
+            return
+        if error is not None:
+            scoring._settle(error=error)
+        elif reason is FinishReason.CANCELLED:
+            scoring._future.cancel()
+        elif seq.part < 0:  # the shared context is computed: its continuations go next
+            self._waiting.extendleft(reversed(self._score_seqs(owner, seq.submitted)))
+        else:
+            owner.results[seq.part] = ContinuationLogprob(
+                seq.logprob, len(seq.tokens) - len(scoring.context_ids), seq.greedy
+            )
+            owner.pending -= 1
+            if owner.pending == 0:
+                scoring._settle(owner.results)

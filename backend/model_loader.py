@@ -14,6 +14,11 @@ Design decisions:
   plain base), so there is no global "active adapter" to switch: requests of different
   adapters interleave step by step in the one decode loop, each with its own KV cache,
   and later batching across requests can mix adapters in one forward pass.
+- The engine's runner is `PagedLlama` (backend/paged_llama.py) over the loaded model's own
+  modules; its KV cache is sized here from `kv_cache_mb`, capped at what `max_batch_size`
+  sequences of the full context could use twice over (the rest would never be touched).
+  Defaults differ by device: a CPU step is bound by reading the weights, so 32 rows and
+  256 tokens a step keep a step short; a GPU takes far more of both.
 - `quantization` is applied at load time with the library that does it: `int8` is torchao's
   int8 weight-only (CPU and CUDA), `int8-dynamic` torch's dynamic int8 of every Linear (CPU
   only; fast but it also quantizes activations, and on SmolLM2 longer answers degrade),
@@ -23,18 +28,24 @@ Design decisions:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from backend.engine import Engine
+from backend.engine import Engine, EngineConfig, StepStats
 from backend.gguf_convert import prepare_gguf
+from backend.paged_llama import PagedLlama
 from backend.registry import ModelSpec
 from backend.text_codec import TextCodec
+
+# Told the engine group's name (its base model) and what each step did: the metrics.
+StepObserver = Callable[[str, StepStats], None]
 
 
 @dataclass
@@ -142,24 +153,64 @@ def load_weights(spec: ModelSpec, path: str, device: torch.device, dtype: torch.
     return model
 
 
+BLOCK_SIZE = 16
+# (max_batch_size, max_batch_tokens, kv_cache_mb) when models.yaml does not say.
+_ENGINE_DEFAULTS = {"cpu": (32, 256, 1024), "cuda": (128, 2048, 8192)}
+
+
+def engine_config(spec: ModelSpec, device: torch.device) -> tuple[EngineConfig, int]:
+    """The engine settings of a model entry, and its KV cache budget in MiB."""
+    rows, tokens, megabytes = _ENGINE_DEFAULTS.get(device.type, _ENGINE_DEFAULTS["cpu"])
+    rows = spec.max_batch_size or rows
+    config = EngineConfig(
+        max_batch_size=rows,
+        max_batch_tokens=max(spec.max_batch_tokens or tokens, rows),
+        max_queue=spec.max_queue,
+    )
+    return config, spec.kv_cache_mb or megabytes
+
+
+def build_engine(
+    model: torch.nn.Module,
+    eos_ids: list[int],
+    context_length: int,
+    config: EngineConfig | None = None,
+    kv_cache_mb: int = 1024,
+    adapter_names: list[str] | None = None,
+    on_step: Callable[[StepStats], None] | None = None,
+) -> Engine:
+    """A batching engine over `model`, with a KV cache of at most `kv_cache_mb`."""
+    config = config or EngineConfig()
+    dtype = next(model.parameters()).dtype
+    dtype = dtype if dtype.is_floating_point else torch.float32
+    per_block = PagedLlama.bytes_per_block(model, BLOCK_SIZE, dtype)
+    useful = 2 * config.max_batch_size * math.ceil(context_length / BLOCK_SIZE)
+    blocks = min(kv_cache_mb * 2**20 // per_block, useful)
+    runner = PagedLlama(model.eval(), num_blocks=max(blocks, 1), block_size=BLOCK_SIZE)
+    return Engine(runner, eos_ids, context_length, config, adapter_names or [], on_step=on_step)
+
+
 def _group_key(spec: ModelSpec) -> tuple:
     """Models with the same key share one base model and one engine."""
     if spec.adapter and spec.base_is_registered:
         return ("model", spec.base)
     if spec.adapter:
         settings = (spec.dtype, spec.quantization, spec.device, spec.max_context)
-        return ("base", spec.base, *settings, spec.max_queue, spec.max_active)
+        engine = (spec.max_queue, spec.max_batch_size, spec.max_batch_tokens, spec.kv_cache_mb)
+        return ("base", spec.base, *settings, *engine)
     return ("model", spec.name)
 
 
-def load_models(specs: dict[str, ModelSpec]) -> Iterator[LoadedModel]:
+def load_models(
+    specs: dict[str, ModelSpec], on_step: StepObserver | None = None
+) -> Iterator[LoadedModel]:
     """Load every model of a registry, yielding each as soon as it is ready."""
     groups: dict[tuple, list[ModelSpec]] = {}
     for spec in specs.values():
         groups.setdefault(_group_key(spec), []).append(spec)
     for key, members in groups.items():
         base = specs[key[1]] if key[0] == "model" else members[0]
-        yield from _load_group(base, [m for m in members if m.adapter])
+        yield from _load_group(base, [m for m in members if m.adapter], on_step)
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
@@ -172,7 +223,9 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     return _load_group(spec, [spec] if spec.adapter else [])[0]
 
 
-def _load_group(base: ModelSpec, adapters: list[ModelSpec]) -> list[LoadedModel]:
+def _load_group(
+    base: ModelSpec, adapters: list[ModelSpec], on_step: StepObserver | None = None
+) -> list[LoadedModel]:
     path = checkpoint_path(base) if not base.adapter else _base_path(base)
     device = resolve_device(base.device)
     dtype = resolve_dtype(base.dtype, device)
@@ -183,13 +236,15 @@ def _load_group(base: ModelSpec, adapters: list[ModelSpec]) -> list[LoadedModel]
     if adapters:
         model = _attach_adapters(model, adapters, base)
     context = base.max_context or getattr(model.config, "max_position_embeddings", 2048)
-    engine = Engine(
+    config, kv_cache_mb = engine_config(base, device)
+    engine = build_engine(
         model,
         eos_token_ids(path, tokenizer),
-        context_length=context,
-        max_queue=base.max_queue,
-        max_active=base.max_active,
-        adapter_names=[a.name for a in adapters],
+        context,
+        config,
+        kv_cache_mb,
+        [a.name for a in adapters],
+        on_step=functools.partial(on_step, base.name) if on_step else None,
     )
     codec = TextCodec(tokenizer)
     loaded = [] if base.adapter else [

@@ -15,6 +15,9 @@ models:
   smollm2-int8:
     gguf: builtin
     quantization: int8      # none | int8 | int8-dynamic (CPU) | bnb-int8 | nf4 (CUDA)
+    max_batch_size: 32      # sequences decoded together (default 32 on CPU, 128 on CUDA)
+    max_batch_tokens: 256   # tokens per engine step (default 256 on CPU, 2048 on CUDA)
+    kv_cache_mb: 1024       # KV cache preallocated at load (default 1024 CPU, 8192 CUDA)
 include:                   # more registry files, merged in; missing ones are skipped
   - runs/models.yaml
 collections:               # retrieval indexes built by `python -m backend ingest`
@@ -68,8 +71,11 @@ class ModelSpec(BaseModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     default: bool = False
     max_context: int | None = Field(None, ge=16)
+    # The engine (backend/engine.py); None picks the device's default (model_loader.py).
     max_queue: int = Field(64, ge=1)
-    max_active: int = Field(8, ge=1)
+    max_batch_size: int | None = Field(None, ge=1)
+    max_batch_tokens: int | None = Field(None, ge=1)
+    kv_cache_mb: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -183,7 +189,10 @@ def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
     return Registry(path=path, models=models, collections=collections)
 
 
-_SHARED_SETTINGS = ("dtype", "quantization", "device", "max_context", "max_queue", "max_active")
+_SHARED_SETTINGS = (
+    "dtype", "quantization", "device", "max_context",
+    "max_queue", "max_batch_size", "max_batch_tokens", "kv_cache_mb",
+)  # fmt: skip
 
 
 def _check_base(spec: ModelSpec, models: dict[str, ModelSpec], path: Path) -> None:

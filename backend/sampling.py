@@ -1,14 +1,17 @@
 """Next-token sampling: repetition penalty, temperature, top-k, top-p, seeded draws.
 
 Design decisions:
-- One function turns a logits row into a token id, so the engine, the benchmarks and the
-  tests share the exact rule. It works on a single sequence (a 1-D logits row); batching,
-  when it comes, maps it over rows.
+- One function turns a logits row into a token id (`sample_next`), so the engine, the
+  benchmarks and the tests share the exact rule; `sample_rows` applies it to a step's rows,
+  with the greedy rows without a penalty (the common case) in one vectorised argmax. A row's
+  token never depends on the other rows: every reduction runs along its own vocabulary.
 - Temperature 0 means greedy (argmax), not a division by zero; greedy ignores top-k/top-p
   but keeps the repetition penalty, as transformers' `generate` does.
 - The repetition penalty follows transformers (CTRL paper): positive logits are divided by
   the penalty, negative ones multiplied, over every token already in the sequence, prompt
-  included. Matching it keeps greedy output identical to `model.generate`.
+  included. Matching it keeps greedy output identical to `model.generate`. The tokens seen
+  are a boolean mask over the vocabulary, updated per token, so the work per step does not
+  grow with the sequence.
 - Randomness comes from a per-request `torch.Generator`: the same seed gives the same
   tokens whatever other requests run alongside.
 """
@@ -44,13 +47,13 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
 
 
 def apply_repetition_penalty(
-    logits: torch.Tensor, seen_ids: torch.Tensor, penalty: float
+    logits: torch.Tensor, seen: torch.Tensor | None, penalty: float
 ) -> torch.Tensor:
-    if penalty == 1.0 or seen_ids.numel() == 0:
+    """`seen`: a boolean mask over the vocabulary of the tokens already in the sequence."""
+    if penalty == 1.0 or seen is None:
         return logits
-    scores = logits.gather(0, seen_ids)
-    scores = torch.where(scores > 0, scores / penalty, scores * penalty)
-    return logits.scatter(0, seen_ids, scores)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
 
 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -70,14 +73,31 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.
 
 def sample_next(
     logits: torch.Tensor,
-    seen_ids: torch.Tensor,
+    seen: torch.Tensor | None,
     config: SamplingConfig,
     generator: torch.Generator,
 ) -> int:
     """Pick the next token id from a 1-D logits row."""
-    logits = apply_repetition_penalty(logits.float(), seen_ids, config.repetition_penalty)
+    logits = apply_repetition_penalty(logits.float(), seen, config.repetition_penalty)
     if config.greedy:
         return int(torch.argmax(logits))
     logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
     probs = logits.softmax(-1)
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def sample_rows(
+    logits: torch.Tensor,
+    configs: list[SamplingConfig],
+    generators: list[torch.Generator],
+    seen: list[torch.Tensor | None],
+) -> list[int]:
+    """The next token of every row of a [rows, vocab] step."""
+    tokens = [0] * len(configs)
+    plain = [i for i, c in enumerate(configs) if c.greedy and c.repetition_penalty == 1.0]
+    if plain:
+        for i, token in zip(plain, logits[plain].float().argmax(-1).tolist(), strict=True):
+            tokens[i] = token
+    for i in sorted(set(range(len(configs))) - set(plain)):
+        tokens[i] = sample_next(logits[i], seen[i], configs[i], generators[i])
+    return tokens

@@ -52,7 +52,7 @@ def tiny_registry(tmp_path_factory, tiny_model_dir) -> Path:
     path.write_text(
         f"models:\n"
         f"  tiny:\n    checkpoint: {tiny_model_dir}\n    default: true\n"
-        f"  tiny-b:\n    checkpoint: {other}\n    max_active: 1\n    max_queue: 1\n"
+        f"  tiny-b:\n    checkpoint: {other}\n    max_batch_size: 1\n    max_queue: 1\n"
     )
     return path
 

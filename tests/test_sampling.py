@@ -4,7 +4,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from backend.engine import Engine, FinishReason
+from backend.engine import FinishReason
+from backend.model_loader import build_engine
 from backend.sampling import SamplingConfig, filter_top_k_top_p, make_generator, sample_next
 
 
@@ -16,7 +17,7 @@ def model(tiny_model_dir):
 @pytest.fixture(scope="module")
 def engine(model):
     # No end-of-sequence ids: the random model must run to max_tokens for a fair comparison.
-    engine = Engine(model, eos_token_ids=[], context_length=512)
+    engine = build_engine(model, [], 512)
     yield engine
     engine.stop()
 
@@ -75,7 +76,7 @@ def test_max_tokens_and_finish_reason(engine):
 
 def test_eos_stops_with_stop_reason(model):
     greedy_first = engine_first_token(model)
-    engine = Engine(model, eos_token_ids=[greedy_first], context_length=512)
+    engine = build_engine(model, [greedy_first], 512)
     try:
         generation = engine.submit(PROMPT, SamplingConfig(temperature=0.0, max_tokens=10))
         assert list(generation) == []
@@ -101,7 +102,7 @@ def test_cancel_stops_generation(engine):
 
 
 def test_context_length_caps_generation(model):
-    engine = Engine(model, eos_token_ids=[], context_length=len(PROMPT) + 4)
+    engine = build_engine(model, [], len(PROMPT) + 4)
     try:
         generation = engine.submit(PROMPT, SamplingConfig(temperature=0.0, max_tokens=100))
         assert len(list(generation)) == 4
@@ -129,5 +130,5 @@ def test_repetition_penalty_discourages_seen_tokens():
     logits = torch.tensor([2.0, 2.1, -1.0])
     config = SamplingConfig(temperature=0.0, repetition_penalty=2.0)
     generator = make_generator(0, torch.device("cpu"))
-    assert sample_next(logits, torch.tensor([], dtype=torch.long), config, generator) == 1
-    assert sample_next(logits, torch.tensor([1]), config, generator) == 0
+    assert sample_next(logits, None, config, generator) == 1
+    assert sample_next(logits, torch.tensor([False, True, False]), config, generator) == 0

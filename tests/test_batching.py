@@ -1,0 +1,248 @@
+"""Continuous batching on the tiny model in fp32: answers do not depend on the batch, the
+prefix cache or the chunking; cancelled and failed rows leave the others alone; every KV
+block comes back."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from backend.engine import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    FinishReason,
+    QueueFullError,
+    RequestTooLargeError,
+)
+from backend.logprobs import continuation_logprobs
+from backend.model_loader import build_engine
+from backend.paged_llama import PagedLlama
+from backend.sampling import SamplingConfig
+
+GREEDY = SamplingConfig(temperature=0.0, max_tokens=24)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="module")
+def engine(model):
+    steps = []
+    engine = build_engine(model, [], 1024, on_step=steps.append)
+    engine.steps = steps
+    yield engine
+    engine.stop()
+
+
+def prompts(count: int, seed: int = 0) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(3, 390) for _ in range(rng.randrange(3, 300))] for _ in range(count)]
+
+
+def assert_all_blocks_free(engine) -> None:
+    assert engine.pool.in_use == 0
+    assert engine.pool.reserved == 0
+    assert engine.running == 0 and engine.waiting == 0
+
+
+def test_greedy_output_is_the_same_alone_and_in_a_batch_of_16(engine):
+    batch = prompts(16)
+    alone = [engine.generate(p, GREEDY) for p in batch]
+    engine.pool.__init__(engine.pool.num_blocks)  # no prefix cache: recompute everything
+    engine.steps.clear()
+    handles = [engine.submit(p, GREEDY) for p in batch]
+    together = [list(h) for h in handles]
+    assert together == alone
+    assert max(step.rows for step in engine.steps) >= 8  # they really ran together
+    assert_all_blocks_free(engine)
+
+
+def test_seeded_sampling_is_the_same_alone_and_batched(engine):
+    config = SamplingConfig(temperature=1.0, top_p=0.9, top_k=50, max_tokens=30, seed=11)
+    target = prompts(1, seed=3)[0]
+    alone = engine.generate(target, config)
+    noise = [engine.submit(p, SamplingConfig(temperature=0.8, max_tokens=30)) for p in prompts(6)]
+    together = engine.submit(target, config)
+    assert list(together) == alone
+    for handle in noise:
+        list(handle)
+
+
+def test_repetition_penalty_rows_in_a_batch_match_alone(engine):
+    config = SamplingConfig(temperature=0.0, max_tokens=20, repetition_penalty=1.3)
+    batch = prompts(5, seed=5)
+    alone = [engine.generate(p, config) for p in batch]
+    assert [list(engine.submit(p, config)) for p in batch] == alone
+
+
+def test_a_prefix_cache_hit_gives_the_same_output(engine):
+    system = prompts(1, seed=7)[0][:100]
+    first, second = system + [11, 12, 13], system + [21, 22]
+    engine.pool.__init__(engine.pool.num_blocks)
+    cold = engine.generate(second, GREEDY)
+    engine.pool.__init__(engine.pool.num_blocks)
+    engine.generate(first, GREEDY)
+    warm = engine.submit(second, GREEDY)
+    assert list(warm) == cold
+    assert warm.cached_tokens == 96  # six full blocks of the shared 100 tokens
+
+
+def test_the_next_turn_reuses_the_previous_prompt_and_answer(engine):
+    turn1 = prompts(1, seed=9)[0][:60]
+    answer = engine.generate(turn1, GREEDY)
+    turn2 = turn1 + answer + [5, 6, 7]
+    handle = engine.submit(turn2, GREEDY)
+    list(handle)
+    assert handle.cached_tokens == (len(turn1) + len(answer) - 1) // 16 * 16
+
+
+def test_chunked_prefill_equals_whole_prefill(model):
+    long_prompt = prompts(1, seed=13)[0] * 3  # about 600 tokens
+    whole = build_engine(model, [], 1024, EngineConfig(max_batch_tokens=2048))
+    chunked = build_engine(model, [], 1024, EngineConfig(max_batch_size=4, max_batch_tokens=16))
+    try:
+        assert chunked.generate(long_prompt, GREEDY) == whole.generate(long_prompt, GREEDY)
+    finally:
+        whole.stop()
+        chunked.stop()
+
+
+def test_a_long_prompt_delays_running_streams_by_at_most_one_chunk(model):
+    steps = []
+    config = EngineConfig(max_batch_size=4, max_batch_tokens=32)
+    engine = build_engine(model, [], 2048, config, on_step=steps.append)
+    try:
+        running = engine.submit([5, 6, 7], SamplingConfig(temperature=0.0, max_tokens=200))
+        next(iter(running))
+        engine.submit(prompts(1)[0] * 6, GREEDY)  # ~1,500 tokens
+        list(running)
+        assert max(step.tokens for step in steps) <= 32
+    finally:
+        engine.stop()
+
+
+def test_cancelling_one_row_leaves_the_others_unchanged(engine):
+    batch = prompts(6, seed=17)
+    config = SamplingConfig(temperature=0.0, max_tokens=40)
+    alone = [engine.generate(p, config) for p in batch]
+    handles = [engine.submit(p, config) for p in batch]
+    victim = handles[2]
+    got = []
+    for token in victim:
+        got.append(token)
+        if len(got) == 5:
+            victim.cancel()
+    assert victim.finish_reason is FinishReason.CANCELLED
+    assert len(got) < 40
+    others = [list(h) for i, h in enumerate(handles) if i != 2]
+    assert others == [a for i, a in enumerate(alone) if i != 2]
+    assert_all_blocks_free(engine)
+
+
+class _FailingRunner:
+    """The real runner, except that a step holding `poison` fails (an injected fault)."""
+
+    def __init__(self, runner: PagedLlama, poison: int) -> None:
+        self.runner, self.poison = runner, poison
+        self.num_blocks, self.block_size = runner.num_blocks, runner.block_size
+        self.vocab_size, self.device = runner.vocab_size, runner.device
+
+    def forward(self, batch):
+        if bool((batch.token_ids == self.poison).any()):
+            raise RuntimeError("injected failure")
+        return self.runner.forward(batch)
+
+
+def test_a_failed_step_names_the_request_and_the_engine_goes_on(model):
+    base = build_engine(model, [], 512)
+    base.stop()
+    engine = Engine(_FailingRunner(base.runner, poison=2), [], 512)
+    try:
+        bad = engine.submit([5, 2, 7], GREEDY, request_id="req-42")
+        with pytest.raises(EngineError, match="req-42"):
+            list(bad)
+        assert len(engine.generate([5, 6, 7], GREEDY)) == GREEDY.max_tokens
+        assert_all_blocks_free(engine)
+    finally:
+        engine.stop()
+
+
+def test_after_1000_mixed_requests_every_block_is_free(model):
+    base = build_engine(model, [], 512)
+    base.stop()
+    engine = Engine(_FailingRunner(base.runner, poison=2), [], 512, EngineConfig(max_queue=1000))
+    rng = random.Random(0)
+    try:
+        handles = []
+        for i in range(1000):
+            prompt = [rng.randrange(3, 390) for _ in range(rng.randrange(1, 40))]
+            if i % 7 == 0:
+                prompt.append(2)  # fails in the engine
+            config = SamplingConfig(
+                temperature=rng.choice([0.0, 0.9]), max_tokens=rng.randint(1, 6)
+            )
+            handles.append(engine.submit(prompt, config))
+            if i % 5 == 0:
+                handles[-1].cancel()
+        outcomes = {"finished": 0, "failed": 0, "cancelled": 0}
+        for handle in handles:
+            try:
+                list(handle)
+            except EngineError:
+                outcomes["failed"] += 1
+                continue
+            cancelled = handle.finish_reason is FinishReason.CANCELLED
+            outcomes["cancelled" if cancelled else "finished"] += 1
+        assert all(outcomes.values()), outcomes
+        assert_all_blocks_free(engine)
+    finally:
+        engine.stop()
+
+
+def test_full_cache_waits_and_an_impossible_request_is_refused(model):
+    small = build_engine(model, [], 4096, EngineConfig(max_batch_size=8), kv_cache_mb=1)
+    try:
+        with pytest.raises(RequestTooLargeError, match="KV cache"):
+            small.submit([5] * 900, SamplingConfig(max_tokens=100_000))
+        # Each request needs half the cache: they take turns, and both finish.
+        half = small.pool.num_blocks * 16 // 2 - 16
+        handles = [small.submit([5, 6], SamplingConfig(max_tokens=half)) for _ in range(3)]
+        assert [len(list(h)) for h in handles] == [half] * 3
+        assert_all_blocks_free(small)
+    finally:
+        small.stop()
+
+
+def test_past_the_queue_bound_the_error_says_how_many_wait(model):
+    engine = build_engine(model, [], 512, EngineConfig(max_batch_size=1, max_queue=2))
+    try:
+        handles = [engine.submit([5, 6], SamplingConfig(max_tokens=400))]
+        next(iter(handles[0]))  # running: the next two wait
+        handles += [engine.submit([5, 6], SamplingConfig(max_tokens=5)) for _ in range(2)]
+        with pytest.raises(QueueFullError, match="2 requests waiting"):
+            engine.submit([5, 6], SamplingConfig(max_tokens=5))
+        for handle in handles:
+            handle.cancel()
+    finally:
+        engine.stop()
+
+
+def test_scoring_computes_the_context_once_and_matches_the_reference(engine, model):
+    context = prompts(1, seed=21)[0][:150]
+    continuations = [[7, 8, 9], [10], [11, 12, 13, 14, 15]]
+    engine.pool.__init__(engine.pool.num_blocks)
+    engine.steps.clear()
+    scores = engine.submit_score(context, continuations).result(60)
+    expected = continuation_logprobs(model, context, continuations)
+    for got, want in zip(scores, expected, strict=True):
+        assert got.tokens == want.tokens and got.greedy == want.greedy
+        assert got.logprob == pytest.approx(want.logprob, abs=1e-3)
+    computed = sum(step.tokens for step in engine.steps)
+    assert computed < len(context) + 3 * 16 + 9  # the context once, plus short tails
+    assert_all_blocks_free(engine)
