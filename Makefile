@@ -6,7 +6,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser proto demo serve ui test lint bench-stream load clean eval
+.PHONY: setup browser proto demo serve ui test lint bench-stream bench-serve load clean eval
 .PHONY: guard-classifier eval-guard bench-guard
 .PHONY: train-scratch sweep bench-train
 
@@ -48,6 +48,12 @@ lint: setup
 
 bench-stream: setup
 	$(PY) bench/stream.py
+
+# Serving under 1-64 concurrent streams against transformers and llama.cpp, in one run.
+# llama-cpp-python (built from source, minutes) is installed by this target only.
+bench-serve: setup
+	$(PY) -m pip install -q --disable-pip-version-check llama-cpp-python
+	$(PY) bench/serve.py $(ARGS)
 
 # Locust against a fresh server with the default model (or LOAD_ARGS="--target HOST:PORT").
 load: setup

@@ -255,6 +255,7 @@ class EngineConfig:
     max_batch_size: int = 16  # sequences running at once
     max_batch_tokens: int = 256  # tokens per step: decode rows plus prefill chunks
     max_queue: int = 64  # requests waiting for admission
+    prefix_cache: bool = True  # reuse published blocks of earlier prompts and answers
 
 
 @dataclass(frozen=True)
@@ -627,7 +628,7 @@ class Engine:
         yet. Returns the number of prompt tokens found in the prefix cache."""
         size = self.block_size
         # At least the position whose logits are wanted must be computed.
-        limit = seq.logits_from // size
+        limit = seq.logits_from // size if self.config.prefix_cache else 0
         root = hash(("adapter", seq.adapter))
         matched, chain = [], root
         for index in range(limit):

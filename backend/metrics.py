@@ -7,15 +7,23 @@ Design decisions:
   token on a GPU, up to seconds for a first token on a 2-core laptop.
 - Requests are counted by model, method and final gRPC status code once each call ends,
   so a cancelled stream counts as CANCELLED, not OK.
+- The engine reports each step (`observe_step`, called on its thread with a `StepStats`):
+  the scheduler series are named as vLLM names them (`num_requests_running`,
+  `kv_cache_usage_perc`, `prefix_cache_hits`, ...) with our prefix, labelled by the model
+  whose engine it is (adapters share their base's engine).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from backend.engine import StepStats
+
 _GUARD_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 )  # fmt: skip
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096)
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
@@ -83,6 +91,78 @@ class ServerMetrics:
             ["model"],
             registry=self.registry,
         )
+
+        # The engine's scheduler (backend/engine.py), one observation per step.
+        self.requests_running = Gauge(
+            "chatforge_num_requests_running",
+            "Sequences in the engine's running batch.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.requests_waiting = Gauge(
+            "chatforge_num_requests_waiting",
+            "Requests queued for admission to the running batch.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.kv_cache_usage = Gauge(
+            "chatforge_kv_cache_usage_perc",
+            "Fraction of KV cache blocks held by live sequences (0..1).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.prefix_cache_queries = Counter(
+            "chatforge_prefix_cache_queries",
+            "Prompt tokens looked up in the prefix cache.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.prefix_cache_hits = Counter(
+            "chatforge_prefix_cache_hits",
+            "Prompt tokens found in the prefix cache (their KV was reused).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.queue_time = Histogram(
+            "chatforge_request_queue_time_seconds",
+            "Time from submission to admission into the running batch.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.step_time = Histogram(
+            "chatforge_engine_step_seconds",
+            "Duration of one engine step (one forward pass, sampling included).",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "chatforge_batch_size",
+            "Sequences in one engine step.",
+            ["model"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.step_tokens = Histogram(
+            "chatforge_step_tokens",
+            "Tokens computed in one engine step (decode rows plus prefill chunks).",
+            ["model"],
+            buckets=_TOKEN_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_step(self, model: str, stats: StepStats) -> None:
+        self.requests_running.labels(model).set(stats.running)
+        self.requests_waiting.labels(model).set(stats.waiting)
+        self.kv_cache_usage.labels(model).set(stats.kv_usage)
+        self.prefix_cache_queries.labels(model).inc(stats.prefix_queried)
+        self.prefix_cache_hits.labels(model).inc(stats.prefix_hits)
+        for seconds in stats.queue_seconds:
+            self.queue_time.labels(model).observe(seconds)
+        self.step_time.labels(model).observe(stats.seconds)
+        self.batch_size.labels(model).observe(stats.rows)
+        self.step_tokens.labels(model).observe(stats.tokens)
 
     def serve(self, port: int, host: str = "127.0.0.1"):
         """Start the /metrics HTTP endpoint; returns (server, thread)."""

@@ -166,6 +166,7 @@ def engine_config(spec: ModelSpec, device: torch.device) -> tuple[EngineConfig, 
         max_batch_size=rows,
         max_batch_tokens=max(spec.max_batch_tokens or tokens, rows),
         max_queue=spec.max_queue,
+        prefix_cache=spec.prefix_cache,
     )
     return config, spec.kv_cache_mb or megabytes
 
@@ -197,7 +198,7 @@ def _group_key(spec: ModelSpec) -> tuple:
     if spec.adapter:
         settings = (spec.dtype, spec.quantization, spec.device, spec.max_context)
         engine = (spec.max_queue, spec.max_batch_size, spec.max_batch_tokens, spec.kv_cache_mb)
-        return ("base", spec.base, *settings, *engine)
+        return ("base", spec.base, *settings, *engine, spec.prefix_cache)
     return ("model", spec.name)
 
 

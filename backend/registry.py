@@ -18,6 +18,7 @@ models:
     max_batch_size: 32      # sequences decoded together (default 32 on CPU, 128 on CUDA)
     max_batch_tokens: 256   # tokens per engine step (default 256 on CPU, 2048 on CUDA)
     kv_cache_mb: 1024       # KV cache preallocated at load (default 1024 CPU, 8192 CUDA)
+    prefix_cache: true      # reuse the KV of shared prompt prefixes and earlier turns
 include:                   # more registry files, merged in; missing ones are skipped
   - runs/models.yaml
 collections:               # retrieval indexes built by `python -m backend ingest`
@@ -76,6 +77,7 @@ class ModelSpec(BaseModel):
     max_batch_size: int | None = Field(None, ge=1)
     max_batch_tokens: int | None = Field(None, ge=1)
     kv_cache_mb: int | None = Field(None, ge=1)
+    prefix_cache: bool = True
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -191,7 +193,7 @@ def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
 
 _SHARED_SETTINGS = (
     "dtype", "quantization", "device", "max_context",
-    "max_queue", "max_batch_size", "max_batch_tokens", "kv_cache_mb",
+    "max_queue", "max_batch_size", "max_batch_tokens", "kv_cache_mb", "prefix_cache",
 )  # fmt: skip
 
 

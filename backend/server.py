@@ -109,7 +109,7 @@ class ChatServer:
             self.failed.set()
             return
         try:
-            for loaded in load_models(self.registry.models):
+            for loaded in load_models(self.registry.models, self.metrics.observe_step):
                 log.info("loaded model %s", loaded.name)
                 self.models.models[loaded.name] = loaded
         except Exception as exc:

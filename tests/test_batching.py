@@ -246,3 +246,29 @@ def test_scoring_computes_the_context_once_and_matches_the_reference(engine, mod
     computed = sum(step.tokens for step in engine.steps)
     assert computed < len(context) + 3 * 16 + 9  # the context once, plus short tails
     assert_all_blocks_free(engine)
+
+
+@pytest.mark.slow
+def test_default_model_answers_are_the_same_alone_and_batched():
+    """The real default model (fp32), chat-templated questions of different lengths: each
+    greedy answer is the same alone and among 15 others."""
+    from backend.model_loader import load_model
+    from backend.registry import ModelSpec
+
+    loaded = load_model(ModelSpec(name="smollm2", gguf="builtin"))
+    questions = [
+        "What is the capital of France?",
+        "Explain what a Python list comprehension is, with an example.",
+        "Write a haiku about the sea.",
+        "Summarise the plot of Hamlet in three sentences. " * 4,
+    ] + [f"Count from {i} to {i + 5} and say why numbers matter." for i in range(12)]
+    prompts = [loaded.codec.encode_chat([{"role": "user", "content": q}]) for q in questions]
+    config = SamplingConfig(temperature=0.0, max_tokens=24)
+    engine = loaded.engine
+    try:
+        alone = [engine.generate(p, config) for p in prompts[:4]]
+        engine.pool.__init__(engine.pool.num_blocks)
+        handles = [engine.submit(p, config) for p in prompts]
+        assert [list(h) for h in handles][:4] == alone
+    finally:
+        engine.stop()

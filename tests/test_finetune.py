@@ -199,9 +199,9 @@ def test_two_adapters_interleaved_on_one_server_match_each_alone(tiny_model_dir,
     assert results == texts
 
 
-def test_engine_steps_adapters_in_turn(tiny_model_dir, tmp_path):
-    """Inside one decode loop, requests of different adapters alternate step by step and
-    still each produce what they produce alone."""
+def test_rows_of_different_adapters_share_a_forward_pass(tiny_model_dir, tmp_path):
+    """Requests of two adapters and the base run as rows of the same steps (one forward
+    pass, not one per adapter) and each still produces what it produces alone."""
     a = _random_adapter(tiny_model_dir, tmp_path / "a", seed=3)
     b = _random_adapter(tiny_model_dir, tmp_path / "b", seed=4)
     registry = tmp_path / "models.yaml"
@@ -209,14 +209,20 @@ def test_engine_steps_adapters_in_turn(tiny_model_dir, tmp_path):
         f"models:\n  tiny:\n    checkpoint: {tiny_model_dir}\n"
         f"  ada:\n    base: tiny\n    adapter: {a}\n  adb:\n    base: tiny\n    adapter: {b}\n"
     )
-    loaded = {m.name: m for m in load_models(load_registry(registry).models)}
+    steps = []
+    loaded = {
+        m.name: m
+        for m in load_models(load_registry(registry).models, lambda _, s: steps.append(s))
+    }
     engine = loaded["tiny"].engine
     config = SamplingConfig(temperature=0.0, max_tokens=16)
     prompt = _prompt_ids(loaded["tiny"].codec.tokenizer)
     try:
         alone = {name: engine.generate(prompt, config, loaded[name].adapter) for name in loaded}
+        steps.clear()
         together = {name: engine.submit(prompt, config, loaded[name].adapter) for name in loaded}
         assert {name: list(g) for name, g in together.items()} == alone
+        assert max(step.rows for step in steps) == 3  # base, ada and adb in one pass
         assert alone["ada"] != alone["adb"] != alone["tiny"]
         with pytest.raises(ValueError, match="unknown adapter 'nope'"):
             engine.submit(prompt, config, "nope")
