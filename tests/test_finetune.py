@@ -211,8 +211,7 @@ def test_rows_of_different_adapters_share_a_forward_pass(tiny_model_dir, tmp_pat
     )
     steps = []
     loaded = {
-        m.name: m
-        for m in load_models(load_registry(registry).models, lambda _, s: steps.append(s))
+        m.name: m for m in load_models(load_registry(registry).models, lambda _, s: steps.append(s))
     }
     engine = loaded["tiny"].engine
     config = SamplingConfig(temperature=0.0, max_tokens=16)
