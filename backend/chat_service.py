@@ -225,7 +225,8 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def _rpc(self, context, method: str, model: str = "") -> AsyncIterator[_Outcome]:
         """Run one RPC: whatever goes wrong becomes one status code, one log line and one
         count of the final code; a client that went away counts CANCELLED or
-        DEADLINE_EXCEEDED."""
+        DEADLINE_EXCEEDED. Counted before the status leaves (`abort` sends it at once),
+        so a client that reads the metrics next sees its own call."""
         outcome = _Outcome(model)
         try:
             yield outcome
@@ -233,6 +234,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             remaining = context.time_remaining()
             expired = remaining is not None and remaining <= 0
             outcome.code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
+            self._count(method, outcome)
             raise
         except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a status
             error = status_of(exc)
@@ -244,10 +246,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 log.error("%s: %s: %s", where, outcome.code, error.message)
             else:
                 log.exception("%s: %s: unexpected error", where, outcome.code)
+            self._count(method, outcome)
             await context.abort(error.code, error.message)
-        finally:
-            model_label = outcome.model if outcome.code == "OK" else outcome.model or "unknown"
-            self.metrics.requests.labels(model_label, method, outcome.code).inc()
+        else:
+            self._count(method, outcome)
+
+    def _count(self, method: str, outcome: _Outcome) -> None:
+        model = outcome.model if outcome.code == "OK" else outcome.model or "unknown"
+        self.metrics.requests.labels(model, method, outcome.code).inc()
 
     async def _in_pool(self, fn, *args, abandon=None):
         """`fn(*args)` on the CPU pool. If the call is cancelled meanwhile, `abandon` gets
