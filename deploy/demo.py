@@ -287,26 +287,26 @@ def stop_backend(backend: BackendProcess, interrupts: Interrupts, grace: float) 
     if interrupts.first != signal.SIGINT:
         process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    shown, shown_at, stopping_now = 0, 0.0, False
+    streams = shown = 0
+    shown_at, stopping_now = 0.0, False
     while process.poll() is None:
-        streams = backend.active_streams() or 0
         now = time.monotonic()
         if interrupts.again is not None and not stopping_now:
+            # The count of the last poll: the backend may be cancelling them already.
             stopping_now = True
             print(f"backend: stopping now, cancelling {_streams(streams)}", flush=True)
             if interrupts.again != signal.SIGINT:
                 process.send_signal(signal.SIGINT)
-        elif (
-            not stopping_now
-            and streams
-            and (streams != shown or now - shown_at >= DRAIN_PROGRESS_EVERY)
-        ):
-            if not shown:
-                waiting = f"waiting up to {grace:g} s for {_streams(streams)} to finish"
-            else:
-                waiting = f"{_streams(streams)} still running, {max(deadline - now, 0):.0f} s left"
-            print(f"backend: {waiting}; Ctrl-C again to stop now", flush=True)
-            shown, shown_at = streams, now
+        elif not stopping_now:
+            streams = backend.active_streams() or 0
+            if streams and (streams != shown or now - shown_at >= DRAIN_PROGRESS_EVERY):
+                if not shown:
+                    waiting = f"waiting up to {grace:g} s for {_streams(streams)} to finish"
+                else:
+                    left = max(deadline - now, 0)
+                    waiting = f"{_streams(streams)} still running, {left:.0f} s left"
+                print(f"backend: {waiting}; Ctrl-C again to stop now", flush=True)
+                shown, shown_at = streams, now
         if now > deadline + STOP_MARGIN:
             print("backend: it did not stop; killing it", flush=True)
             process.kill()

@@ -168,6 +168,7 @@ def test_stopping_the_demo_stops_the_background_build(tiny_registry, tmp_path, c
     assert "Traceback" not in printed
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once(tmp_path, cleanup):
     # A context long enough that no stream can finish by itself during the test.
     model = make_tiny_model(tmp_path / "long", context=100_000, layers=1)
