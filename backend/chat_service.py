@@ -1,14 +1,30 @@
-"""The ChatService: validation, orchestration and streaming of one call at a time.
+"""The ChatService: validation, orchestration and streaming, one asyncio task per call.
 
 Design decisions:
 - This is the only layer that knows both the chat format and the transport: it validates
   the request, applies the model's chat template, hands token ids to the model's engine
   and turns the ids that come back into text deltas (never splitting a UTF-8 character)
   and stop-string cuts.
-- Errors are raised as `RequestError` before the stream starts and become gRPC status
-  codes in one place (`_abort`), so every RPC counts its final code in the metrics.
-- A client that cancels, or whose deadline passes, triggers the RPC's termination
-  callback, which cancels the engine request; the engine notices within one decode step.
+- Every handler is a coroutine (Chat an async generator over `generation.stream()`) on the
+  server's event loop, so an open stream holds no thread while it waits for tokens, and a
+  health check or ListModels is answered between two tokens of 128 open streams.
+- The CPU-bound steps that take milliseconds (guardrail checks, retrieval embedding and
+  search, tokenisation of long prompts, card and index files) run in a small bounded pool
+  (`workers`), one hop per call, so they never stall the loop for every other stream; the
+  per-token work of a stream (detokenise, stop strings, output guard) is microseconds and
+  stays on the loop, where a thread hop would cost more than it saves. Measured on the
+  shared 2-core CPU: a hop costs about 50 us; screening and tokenising a 4,000-character
+  message 23 ms, a 30,000-character one 180 ms; the output guard 5 us per token. The
+  pool is bounded because more threads than cores only compete with the engine. A call
+  cancelled while its admission runs in the pool cancels the generation it submitted.
+- Every RPC runs inside `_rpc`, the one place that maps what went wrong to a gRPC status
+  code (a `RequestError` before the work, a full queue, a stopped or failed engine, a
+  malformed request, a bug), logs it in one line and counts the final code in the
+  requests metric: OK, the error's code, or CANCELLED/DEADLINE_EXCEEDED when the client
+  went away. An engine failure mid-stream ends the stream with INTERNAL naming the
+  request id, never CANCELLED.
+- A client that cancels, or whose deadline passes, cancels the handler's task; the
+  stream's `finally` cancels the engine request, which stops within one decode step.
 - The service tracks its active streams so the server can drain on SIGTERM: once
   `draining` is set, new calls get UNAVAILABLE while the streams in flight finish.
 - Chat runs one pipeline, in this order: validate -> input guardrails -> retrieve ->
@@ -24,19 +40,29 @@ Design decisions:
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
 
 from backend.detokenize import IncrementalDetokenizer, StopMatcher
-from backend.engine import EngineStoppedError, FinishReason, QueueFullError
-from backend.guardrails import Guard, Policy, Verdict
+from backend.engine import (
+    EngineError,
+    EngineStoppedError,
+    FinishReason,
+    Generation,
+    QueueFullError,
+)
+from backend.guardrails import Guard, InputScreen, Policy, Verdict
 from backend.logprobs import start_token_id
 from backend.metrics import ServerMetrics
 from backend.model_card import build_card, record_eval
@@ -48,10 +74,11 @@ from backend.response_cache import (
     cache_key,
     is_deterministic,
 )
-from backend.retrieval.augment import augment
+from backend.retrieval.augment import Augmented, augment
 from backend.retrieval.collections import CollectionSet, RetrievedSources
 from backend.validation import (
     RequestError,
+    ValidChat,
     ValidScore,
     fit_to_context,
     invalid,
@@ -62,6 +89,7 @@ from backend.validation import (
 )
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
+log = logging.getLogger("chatforge.server")
 _FINISH = {
     FinishReason.STOP: chat_pb2.STOP,
     FinishReason.LENGTH: chat_pb2.LENGTH,
@@ -140,15 +168,20 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         guard: Guard | None = None,
         cache: ResponseCache | None = None,
         collections: CollectionSet | None = None,
+        workers: int = 4,
     ) -> None:
         self.models = models
         self.metrics = metrics
         self.guard = guard or Guard(Policy(), metrics=metrics)
         self.cache = cache if cache is not None else ResponseCache(CacheConfig())
         self.collections = collections if collections is not None else CollectionSet()
-        self.draining = threading.Event()
+        self.draining = False
+        # Threads start on first use; a handful is enough: each step takes milliseconds
+        # and the CPUs are shared with the engine's forward passes anyway.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc-cpu")
         self._active = 0
-        self._active_changed = threading.Condition()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # Lifecycle -------------------------------------------------------------------------
 
@@ -156,123 +189,174 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def active_streams(self) -> int:
         return self._active
 
-    def wait_idle(self, timeout: float) -> bool:
+    async def wait_idle(self, timeout: float) -> bool:
         """Wait until no stream is active; False if the timeout passed first."""
-        with self._active_changed:
-            return self._active_changed.wait_for(lambda: self._active == 0, timeout)
-
-    @contextmanager
-    def _stream(self, model: str, context):
-        """Track one active stream; count its tokens and final code however it ends (a
-        cancelled client closes the handler's generator mid-stream)."""
-        with self._active_changed:
-            self._active += 1
-        self.metrics.active_streams.labels(model).inc()
-        outcome = _Outcome()
         try:
-            yield outcome
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @asynccontextmanager
+    async def _stream(self, model: str, call: _ChatCall) -> AsyncIterator[None]:
+        """Track one active stream and count its tokens however it ends; a client gone
+        mid-stream cancels the engine request (a no-op once it has finished)."""
+        self._active += 1
+        self._idle.clear()
+        self.metrics.active_streams.labels(model).inc()
+        try:
+            yield
         finally:
-            self.metrics.generated_tokens.labels(model).inc(outcome.produced)
-            self.metrics.requests.labels(model, "Chat", outcome.code(context)).inc()
+            if call.generation is not None:
+                call.generation.cancel()
+            self.metrics.generated_tokens.labels(model).inc(call.produced)
             self.metrics.active_streams.labels(model).dec()
-            with self._active_changed:
-                self._active -= 1
-                self._active_changed.notify_all()
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
 
     def _check_accepting(self) -> None:
-        if self.draining.is_set():
+        if self.draining:
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another"
             )
 
-    def _abort(self, context, method: str, model: str, error: RequestError):
-        self.metrics.requests.labels(model or "unknown", method, error.code.name).inc()
-        context.abort(error.code, error.message)
-
-    @contextmanager
-    def _admitting(self, context, method: str, model: str):
-        """Turn whatever goes wrong before the work starts into one status code."""
+    @asynccontextmanager
+    async def _rpc(self, context, method: str, model: str = "") -> AsyncIterator[_Outcome]:
+        """Run one RPC: whatever goes wrong becomes one status code, one log line and one
+        count of the final code; a client that went away counts CANCELLED or
+        DEADLINE_EXCEEDED. Counted before the status leaves (`abort` sends it at once),
+        so a client that reads the metrics next sees its own call."""
+        outcome = _Outcome(model)
         try:
-            yield
-        except RequestError as error:
-            self._abort(context, method, model, error)
-        except QueueFullError as error:
-            self._abort(
-                context,
-                method,
-                model,
-                RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{error}; retry later"),
-            )
-        except EngineStoppedError:
-            self._abort(
-                context,
-                method,
-                model,
-                RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry"),
-            )
+            yield outcome
+        except (asyncio.CancelledError, GeneratorExit):
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            outcome.code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
+            self._count(method, outcome)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a status
+            error = status_of(exc)
+            outcome.code = error.code.name
+            where = f"{method} {outcome.request_id}".rstrip()
+            if isinstance(exc, RequestError | QueueFullError | EngineStoppedError):
+                log.info("%s: %s: %s", where, outcome.code, error.message)
+            elif isinstance(exc, EngineError):
+                log.error("%s: %s: %s", where, outcome.code, error.message)
+            else:
+                log.exception("%s: %s: unexpected error", where, outcome.code)
+            self._count(method, outcome)
+            await context.abort(error.code, error.message)
+        else:
+            self._count(method, outcome)
+
+    def _count(self, method: str, outcome: _Outcome) -> None:
+        model = outcome.model if outcome.code == "OK" else outcome.model or "unknown"
+        self.metrics.requests.labels(model, method, outcome.code).inc()
+
+    async def _in_pool(self, fn, *args, abandon=None):
+        """`fn(*args)` on the CPU pool. If the call is cancelled meanwhile, `abandon` gets
+        the result once it is ready (to cancel a generation nobody will read)."""
+        work = self._pool.submit(fn, *args)
+        try:
+            return await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            if abandon is not None:
+                work.add_done_callback(functools.partial(_release, abandon))
+            raise
+
+    async def reject(self, context, method: str, error: RequestError) -> None:
+        """End a call that never reached its handler (a request that could not be
+        decoded) through the same status, log and metrics path as every other error."""
+        async with self._rpc(context, method):
+            raise error
 
     # RPCs ------------------------------------------------------------------------------
 
-    def Chat(self, request: chat_pb2.ChatRequest, context) -> Iterator[chat_pb2.ChatEvent]:
+    async def Chat(
+        self, request: chat_pb2.ChatRequest, context
+    ) -> AsyncIterator[chat_pb2.ChatEvent]:
         received = time.perf_counter()
         request_id = request.request_id or uuid.uuid4().hex
-        prompt_ids: list[int] = []
-        cache_key = replay = generation = None
-        with self._admitting(context, "Chat", request.model):
+        async with self._rpc(context, "Chat", request.model) as outcome:
+            outcome.request_id = request_id
             self._check_accepting()
             loaded = self.models.get(request.model)
-            chat = validate_chat(request, loaded.context_length)
-            retrieval = self.collections.for_chat(request.rag)  # None when rag is off
-            screen = self.guard.screen_input(chat.messages)
-            if not screen.blocked:
-                found = retrieval.search(screen.messages) if retrieval else None
-                found, dropped = self._drop_flagged_chunks(found)
-                rag = augment(screen.messages, found)
-                prompt_ids = loaded.codec.encode_chat(rag.messages)
-                sampling = fit_to_context(chat, len(prompt_ids), loaded.context_length)
-                cache_key, replay = self._cache_lookup(
-                    loaded.name, rag.messages, sampling, chat.stop, rag.collection_version
-                )
-                if replay is None:
-                    generation = loaded.engine.submit(prompt_ids, sampling, loaded.adapter)
-
-        name = loaded.name
-        if generation is not None and not context.add_callback(generation.cancel):
-            generation.cancel()  # the call ended before the callback could be registered
-        with self._stream(name, context) as outcome:
-            yield chat_pb2.ChatEvent(
-                started=chat_pb2.Started(
-                    request_id=request_id, model=name, prompt_tokens=len(prompt_ids)
-                )
+            call = await self._in_pool(
+                self._admit_chat, loaded, request, request_id, abandon=_ChatCall.cancel
             )
-            for verdict in screen.verdicts:
-                yield guardrail_event(verdict)
-            if screen.blocked:
-                outcome.reason = chat_pb2.BLOCKED
-                yield chat_pb2.ChatEvent(
-                    delta=chat_pb2.Delta(text=self.guard.policy.messages.blocked, token_count=0)
-                )
-                yield _finished(chat_pb2.BLOCKED, chat_pb2.Usage())
-                return
-            for verdict, source in dropped:
-                yield guardrail_event(verdict, source)
-            if rag.citations is not None:
-                yield chat_pb2.ChatEvent(citations=rag.citations)
-            if replay is not None:
-                yield from self._replay(replay, len(prompt_ids), received, outcome)
-                return
-            recorded: list[bytes] = []
-            # The user's own system prompts are the secrets; the server's RAG instruction
-            # is public, and a reply that quotes it is no leak.
-            output = self.guard.output_guard(screen.messages)
-            for event in self._generate(loaded, generation, chat, output, received, outcome):
-                if cache_key is not None and not event.HasField("finished"):
-                    recorded.append(event.SerializeToString())
+            outcome.model = loaded.name
+            async with self._stream(loaded.name, call):
+                async for event in self._events(loaded, call, request_id, received):
+                    yield event
+            if call.reason == chat_pb2.CANCELLED:
+                outcome.code = "CANCELLED"
+
+    def _admit_chat(self, loaded: LoadedModel, request, request_id: str) -> _ChatCall:
+        """Everything before the first event, on the CPU pool: validate, screen, retrieve,
+        build and tokenise the prompt, look the reply up in the cache or submit it."""
+        chat = validate_chat(request, loaded.context_length)
+        retrieval = self.collections.for_chat(request.rag)  # None when rag is off
+        screen = self.guard.screen_input(chat.messages)
+        call = _ChatCall(chat, screen)
+        if screen.blocked:
+            return call
+        found = retrieval.search(screen.messages) if retrieval else None
+        found, call.dropped = self._drop_flagged_chunks(found)
+        call.rag = augment(screen.messages, found)
+        call.prompt_ids = loaded.codec.encode_chat(call.rag.messages)
+        sampling = fit_to_context(chat, len(call.prompt_ids), loaded.context_length)
+        call.cache_key, call.replay = self._cache_lookup(
+            loaded.name, call.rag.messages, sampling, chat.stop, call.rag.collection_version
+        )
+        if call.replay is None:
+            call.generation = loaded.engine.submit(
+                call.prompt_ids, sampling, loaded.adapter, request_id
+            )
+        return call
+
+    async def _events(
+        self, loaded: LoadedModel, call: _ChatCall, request_id: str, received: float
+    ) -> AsyncIterator[chat_pb2.ChatEvent]:
+        """The stream of one admitted call: started, guardrail findings, citations, then
+        the reply (replayed from the cache or generated) and `finished`."""
+        screen = call.screen
+        yield chat_pb2.ChatEvent(
+            started=chat_pb2.Started(
+                request_id=request_id, model=loaded.name, prompt_tokens=len(call.prompt_ids)
+            )
+        )
+        for verdict in screen.verdicts:
+            yield guardrail_event(verdict)
+        if screen.blocked:
+            call.reason = chat_pb2.BLOCKED
+            yield chat_pb2.ChatEvent(
+                delta=chat_pb2.Delta(text=self.guard.policy.messages.blocked, token_count=0)
+            )
+            yield _finished(chat_pb2.BLOCKED, chat_pb2.Usage())
+            return
+        for verdict, source in call.dropped:
+            yield guardrail_event(verdict, source)
+        if call.rag.citations is not None:
+            yield chat_pb2.ChatEvent(citations=call.rag.citations)
+        if call.replay is not None:
+            for event in self._replay(call, received):
                 yield event
-            if cache_key is not None and outcome.reason in _CACHEABLE:
-                self.cache.put(
-                    cache_key, CachedReply(tuple(recorded), outcome.reason, outcome.produced)
-                )
+            return
+        recorded: list[bytes] = []
+        # The user's own system prompts are the secrets; the server's RAG instruction
+        # is public, and a reply that quotes it is no leak.
+        output = self.guard.output_guard(screen.messages)
+        async for event in self._generate(loaded, call, output, received):
+            if call.cache_key is not None and not event.HasField("finished"):
+                recorded.append(event.SerializeToString())
+            yield event
+        if call.cache_key is not None and call.reason in _CACHEABLE:
+            self.cache.put(call.cache_key, CachedReply(tuple(recorded), call.reason, call.produced))
 
     def _drop_flagged_chunks(
         self, found: RetrievedSources | None
@@ -302,38 +386,43 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         counter.labels(model).inc()
         return key, replay
 
-    def _replay(self, reply: CachedReply, prompt_tokens: int, received: float, outcome):
+    def _replay(self, call: _ChatCall, received: float) -> Iterator[chat_pb2.ChatEvent]:
+        reply = call.replay
         for raw in reply.events:
             yield chat_pb2.ChatEvent.FromString(raw)
-        outcome.reason = reply.finish_reason
+        call.reason = reply.finish_reason
         usage = chat_pb2.Usage(
-            prompt_tokens=prompt_tokens,
+            prompt_tokens=len(call.prompt_ids),
             completion_tokens=reply.completion_tokens,
             time_to_first_token_ms=(time.perf_counter() - received) * 1000,
             cached=True,
         )
         yield _finished(reply.finish_reason, usage)
 
-    def _generate(self, loaded, generation, chat, output, received, outcome):
+    async def _generate(
+        self, loaded: LoadedModel, call: _ChatCall, output, received: float
+    ) -> AsyncIterator[chat_pb2.ChatEvent]:
         """The model's reply as events: deltas through the output guardrails, then
-        `finished`. Sets `outcome.produced` and `outcome.reason`."""
+        `finished`. Sets `call.produced` and `call.reason`."""
         name = loaded.name
+        generation = call.generation
         detokenizer = IncrementalDetokenizer(loaded.codec)
-        stops = StopMatcher(chat.stop)
+        stops = StopMatcher(call.chat.stop)
         pending_tokens = 0
         first_at = last_at = None
-        for token in generation:
+        async for token in generation.stream():
             now = time.perf_counter()
             if last_at is not None:
                 self.metrics.inter_token_latency.labels(name).observe(now - last_at)
             last_at = now
-            outcome.produced += 1
+            call.produced += 1
             pending_tokens += 1
             text = stops.feed(detokenizer.add(token))
             if stops.stopped:
                 generation.cancel()
             text, verdicts = output.feed(text)
-            yield from map(guardrail_event, verdicts)
+            for verdict in verdicts:
+                yield guardrail_event(verdict)
             if output.blocked:
                 generation.cancel()
                 break
@@ -354,16 +443,17 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             tail, verdicts = output.feed(tail)
             rest, more = output.finish()
             tail += rest
-            yield from map(guardrail_event, verdicts + more)
+            for verdict in verdicts + more:
+                yield guardrail_event(verdict)
         if tail and not output.blocked:
             yield chat_pb2.ChatEvent(delta=chat_pb2.Delta(text=tail, token_count=pending_tokens))
-        produced = outcome.produced
+        produced = call.produced
         if output.blocked:
-            outcome.reason = reason = chat_pb2.BLOCKED
+            call.reason = reason = chat_pb2.BLOCKED
         elif stops.stopped:
-            outcome.reason = reason = chat_pb2.STOP_SEQUENCE
+            call.reason = reason = chat_pb2.STOP_SEQUENCE
         else:
-            outcome.reason = reason = _FINISH[generation.finish_reason or FinishReason.CANCELLED]
+            call.reason = reason = _FINISH[generation.finish_reason or FinishReason.CANCELLED]
         decode_time = (last_at - first_at) if first_at and last_at else 0.0
         usage = chat_pb2.Usage(
             prompt_tokens=len(generation.prompt_ids),
@@ -373,81 +463,84 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         )
         yield _finished(reason, usage)
 
-    def CheckText(self, request: chat_pb2.CheckTextRequest, context) -> chat_pb2.GuardrailVerdict:
-        with self._admitting(context, "CheckText", ""):
+    async def CheckText(
+        self, request: chat_pb2.CheckTextRequest, context
+    ) -> chat_pb2.GuardrailVerdict:
+        async with self._rpc(context, "CheckText"):
             self._check_accepting()
             self.models.get("")  # ready: the guard's classifier loads with the models
             stage = request.stage or "input"
             if stage not in STAGES:
                 raise invalid(f"stage: unknown stage {stage!r}; use one of {', '.join(STAGES)}")
             validate_text(request.text, "text")
-        verdict = self.guard.check_text(request.text, stage)
-        self.metrics.requests.labels("", "CheckText", "OK").inc()
-        return chat_pb2.GuardrailVerdict(
-            action=_ACTIONS[verdict.action],
-            category=verdict.category,
-            score=verdict.score,
-            reason=verdict.reason,
-            redacted_text=verdict.redacted_text,
-        )
+            verdict = await self._in_pool(self.guard.check_text, request.text, stage)
+            return chat_pb2.GuardrailVerdict(
+                action=_ACTIONS[verdict.action],
+                category=verdict.category,
+                score=verdict.score,
+                reason=verdict.reason,
+                redacted_text=verdict.redacted_text,
+            )
 
-    def ListModels(self, request, context) -> chat_pb2.ListModelsResponse:
-        try:
+    async def ListModels(self, request, context) -> chat_pb2.ListModelsResponse:
+        # On the loop, not the pool: summary cards are cheap, and this call must answer
+        # at once however many streams are open.
+        async with self._rpc(context, "ListModels"):
             self._check_accepting()
             self.models.get("")
-        except RequestError as error:
-            self._abort(context, "ListModels", "", error)
-        cards = [
-            build_card(m, is_default=m.name == self.models.default, full=False)
-            for m in self.models.models.values()
-        ]
-        self.metrics.requests.labels("", "ListModels", "OK").inc()
-        return chat_pb2.ListModelsResponse(models=cards, default_model=self.models.default)
+            cards = [
+                build_card(m, is_default=m.name == self.models.default, full=False)
+                for m in self.models.models.values()
+            ]
+            return chat_pb2.ListModelsResponse(models=cards, default_model=self.models.default)
 
-    def GetModel(self, request: chat_pb2.GetModelRequest, context) -> chat_pb2.ModelCard:
-        try:
+    async def GetModel(self, request: chat_pb2.GetModelRequest, context) -> chat_pb2.ModelCard:
+        async with self._rpc(context, "GetModel", request.name) as outcome:
             self._check_accepting()
             loaded = self.models.get(request.name)
-        except RequestError as error:
-            self._abort(context, "GetModel", request.name, error)
-        self.metrics.requests.labels(loaded.name, "GetModel", "OK").inc()
-        return build_card(loaded, is_default=loaded.name == self.models.default, full=True)
+            outcome.model = loaded.name
+            is_default = loaded.name == self.models.default
+            # The full card reads the training curve and eval files from disk.
+            return await self._in_pool(build_card, loaded, is_default, True)
 
-    def Score(self, request: chat_pb2.ScoreRequest, context) -> chat_pb2.ScoreResponse:
-        with self._admitting(context, "Score", request.model):
+    async def Score(self, request: chat_pb2.ScoreRequest, context) -> chat_pb2.ScoreResponse:
+        async with self._rpc(context, "Score", request.model) as outcome:
+            outcome.request_id = uuid.uuid4().hex
             self._check_accepting()
             loaded = self.models.get(request.model)
-            score = validate_score(request)
-            context_ids = encode_score_context(loaded, score)
-            continuations = [loaded.codec.encode(text) for text in score.continuations]
-            longest = len(context_ids) + max(len(c) for c in continuations)
-            if longest > loaded.context_length:
-                raise invalid(
-                    f"continuations: context plus the longest continuation is {longest} tokens, "
-                    f"beyond the model's context of {loaded.context_length}; send shorter texts"
-                )
-            scoring = loaded.engine.submit_score(context_ids, continuations, loaded.adapter)
-        with self._admitting(context, "Score", loaded.name):
-            try:
-                scores = scoring.result(timeout=context.time_remaining())
-            except TimeoutError:
-                raise RequestError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "scoring did not finish before the deadline"
-                ) from None
-        self.metrics.requests.labels(loaded.name, "Score", "OK").inc()
-        return chat_pb2.ScoreResponse(
-            model=loaded.name,
-            context_tokens=len(context_ids),
-            scores=[
-                chat_pb2.ContinuationScore(logprob=s.logprob, tokens=s.tokens, greedy=s.greedy)
-                for s in scores
-            ],
-        )
+            outcome.model = loaded.name
+            context_ids, scoring = await self._in_pool(
+                self._admit_score, loaded, request, outcome.request_id
+            )
+            scores = await scoring.wait()
+            return chat_pb2.ScoreResponse(
+                model=loaded.name,
+                context_tokens=len(context_ids),
+                scores=[
+                    chat_pb2.ContinuationScore(logprob=s.logprob, tokens=s.tokens, greedy=s.greedy)
+                    for s in scores
+                ],
+            )
 
-    def RecordEval(self, request: chat_pb2.RecordEvalRequest, context):
-        with self._admitting(context, "RecordEval", request.model):
+    def _admit_score(self, loaded: LoadedModel, request, request_id: str):
+        """Validate and tokenise a Score request and submit it; (context ids, handle)."""
+        score = validate_score(request)
+        context_ids = encode_score_context(loaded, score)
+        continuations = [loaded.codec.encode(text) for text in score.continuations]
+        longest = len(context_ids) + max(len(c) for c in continuations)
+        if longest > loaded.context_length:
+            raise invalid(
+                f"continuations: context plus the longest continuation is {longest} tokens, "
+                f"beyond the model's context of {loaded.context_length}; send shorter texts"
+            )
+        scoring = loaded.engine.submit_score(context_ids, continuations, loaded.adapter, request_id)
+        return context_ids, scoring
+
+    async def RecordEval(self, request: chat_pb2.RecordEvalRequest, context):
+        async with self._rpc(context, "RecordEval", request.model) as outcome:
             self._check_accepting()
             loaded = self.models.get(request.model)
+            outcome.model = loaded.name
             validate_eval_record(request)
             folder = Path(loaded.path)
             if not folder.is_dir():
@@ -456,45 +549,81 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                     f"model `{loaded.name}` was loaded from {loaded.path}, not a local checkpoint "
                     "folder, so it has no evals/ folder; keep the results file instead",
                 )
-        path = record_eval(folder, request.name, request.results_json)
-        self.metrics.requests.labels(loaded.name, "RecordEval", "OK").inc()
-        return chat_pb2.RecordEvalResponse(path=str(path))
+            path = await self._in_pool(record_eval, folder, request.name, request.results_json)
+            return chat_pb2.RecordEvalResponse(path=str(path))
 
-    def Retrieve(self, request: chat_pb2.RetrieveRequest, context) -> chat_pb2.RetrieveResponse:
-        with self._admitting(context, "Retrieve", ""):
+    async def Retrieve(
+        self, request: chat_pb2.RetrieveRequest, context
+    ) -> chat_pb2.RetrieveResponse:
+        async with self._rpc(context, "Retrieve"):
             self._check_accepting()
-            found = self.collections.retrieve(request)
-        self.metrics.requests.labels("", "Retrieve", "OK").inc()
-        return chat_pb2.RetrieveResponse(
-            chunks=[
-                chat_pb2.Chunk(
-                    source_path=source.chunk.source_path,
-                    title=source.chunk.heading,
-                    anchor=source.chunk.anchor,
-                    text=source.chunk.text,
-                    score=source.score,
-                )
-                for source in found.sources
-            ]
-        )
+            found = await self._in_pool(self.collections.retrieve, request)
+            return chat_pb2.RetrieveResponse(
+                chunks=[
+                    chat_pb2.Chunk(
+                        source_path=source.chunk.source_path,
+                        title=source.chunk.heading,
+                        anchor=source.chunk.anchor,
+                        text=source.chunk.text,
+                        score=source.score,
+                    )
+                    for source in found.sources
+                ]
+            )
 
-    def ListCollections(self, request, context) -> chat_pb2.ListCollectionsResponse:
-        with self._admitting(context, "ListCollections", ""):
+    async def ListCollections(self, request, context) -> chat_pb2.ListCollectionsResponse:
+        async with self._rpc(context, "ListCollections"):
             self._check_accepting()
-            collections = self.collections.describe()
-        self.metrics.requests.labels("", "ListCollections", "OK").inc()
-        return chat_pb2.ListCollectionsResponse(collections=collections)
+            # Describing a collection loads an index an ingest has just published.
+            collections = await self._in_pool(self.collections.describe)
+            return chat_pb2.ListCollectionsResponse(collections=collections)
+
+
+def status_of(error: Exception) -> RequestError:
+    """The status code and message a failure reaches the client with."""
+    if isinstance(error, RequestError):
+        return error
+    if isinstance(error, QueueFullError):
+        return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{error}; retry later")
+    if isinstance(error, EngineStoppedError):
+        return RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry")
+    if isinstance(error, EngineError):  # names the request id
+        return RequestError(grpc.StatusCode.INTERNAL, str(error))
+    return RequestError(
+        grpc.StatusCode.INTERNAL,
+        f"internal error ({type(error).__name__}); the server's log has the details",
+    )
+
+
+def _release(abandon, work: Future) -> None:
+    if not work.cancelled() and work.exception() is None:
+        abandon(work.result())
 
 
 @dataclass
 class _Outcome:
+    """How one RPC ended, for its log line and its count in the requests metric."""
+
+    model: str
+    code: str = "OK"
+    request_id: str = ""
+
+
+@dataclass
+class _ChatCall:
+    """One Chat call from admission to its last event."""
+
+    chat: ValidChat
+    screen: InputScreen
+    dropped: list[tuple[Verdict, str]] = field(default_factory=list)
+    rag: Augmented | None = None
+    prompt_ids: list[int] = field(default_factory=list)
+    cache_key: str | None = None
+    replay: CachedReply | None = None
+    generation: Generation | None = None
     produced: int = 0
     reason: int | None = None  # set once the finished event is built
 
-    def code(self, context) -> str:
-        if self.reason not in (None, chat_pb2.CANCELLED):
-            return "OK"
-        remaining = context.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return "DEADLINE_EXCEEDED"
-        return "CANCELLED"
+    def cancel(self) -> None:
+        if self.generation is not None:
+            self.generation.cancel()

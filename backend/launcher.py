@@ -4,6 +4,7 @@ One launcher for everything that needs a real server process: `make demo`, the
 integration tests, the benchmarks and the load tests. It asks for free ports (port 0),
 reads the bound ports from the server's `listening on` log line, then waits on gRPC
 health rather than on sleeps, and reports the log's tail when the server dies early.
+While it runs (and while it drains) its open streams are read from its own metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from backend.client import ChatClient
 
@@ -101,6 +106,20 @@ class BackendProcess:
                 if time.monotonic() > deadline:
                     raise BackendError(f"backend not serving after {timeout:.0f}s")
                 time.sleep(0.2)
+
+    def active_streams(self) -> int | None:
+        """Chat streams the server has open (all models), from its /metrics; None when the
+        endpoint does not answer (not started yet, or already stopped)."""
+        try:
+            text = urllib.request.urlopen(self.metrics_url, timeout=2).read().decode()
+        except (urllib.error.URLError, OSError):
+            return None
+        return sum(
+            int(sample.value)
+            for family in text_string_to_metric_families(text)
+            if family.name == "chatforge_active_streams"
+            for sample in family.samples
+        )
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:

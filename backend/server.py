@@ -1,27 +1,34 @@
-"""Server wiring: gRPC, health, reflection, Prometheus metrics, model loading and draining.
+"""Server wiring: gRPC on asyncio, health, reflection, Prometheus metrics, model loading
+and draining.
 
 Design decisions:
+- A `grpc.aio` server on one event loop: every call is a task, and an open stream waits
+  for its tokens without holding a thread (the engine wakes the loop), so a health check
+  or ListModels answers between two tokens however many streams are open. The
+  CPU-bound steps of a call run in the service's small pool (see backend/chat_service.py).
+- The ChatService is registered through handlers built from its descriptor
+  (backend/rpc_handlers.py), so a request whose bytes are not a valid message gets
+  INVALID_ARGUMENT naming the problem, never grpc's INTERNAL "Exception deserializing".
 - The gRPC server starts before the models load, with `grpc.health.v1` saying NOT_SERVING
   until they are ready, so an orchestrator (or `make demo`) can wait on health rather than
-  on log lines. Calls that arrive early get UNAVAILABLE with a message to retry.
-- A synchronous gRPC server with a thread pool: each stream holds a thread that waits on
-  its engine request, while the model work happens on the engine's own thread. On the
-  CPUs this runs on, the forward pass dominates and threads cost nothing that matters.
-- Retrieval collections load after the models, on the same thread; health turns SERVING
-  only once both are ready.
-- Draining (SIGTERM or Ctrl-C): health turns NOT_SERVING, new calls get UNAVAILABLE,
-  streams in flight may finish within the grace period, whatever is left is cancelled,
-  and the process exits 0.
+  on log lines. Calls that arrive early get UNAVAILABLE with a message to retry. Models
+  and retrieval collections load on a daemon thread (a shutdown never waits for a load).
+- Draining (the first SIGTERM or Ctrl-C): health turns NOT_SERVING, new calls get
+  UNAVAILABLE, and the log says how many streams it waits for and for how long, then how
+  many are left every few seconds; streams in flight may finish within the grace period.
+  A second signal, or the end of the grace period, cancels whatever is left (the engines
+  stop, so every stream ends within one decode step), and the process exits 0.
 - Port 0 asks the OS for a free port; the ports actually bound are logged in one line
   (`listening on HOST:PORT metrics on HOST:PORT`) that tests and scripts can read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
-from concurrent import futures
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -36,10 +43,13 @@ from backend.model_loader import load_models
 from backend.registry import Registry
 from backend.response_cache import CacheConfig, ResponseCache
 from backend.retrieval.collections import CollectionSet
-from chat.v1 import chat_pb2, chat_pb2_grpc
+from backend.rpc_handlers import service_handler
+from chat.v1 import chat_pb2
 
 log = logging.getLogger("chatforge.server")
-SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
+SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
+SERVICE_NAME = SERVICE.full_name
+DRAIN_PROGRESS_EVERY = 5.0  # seconds between two "still waiting" lines of a drain
 
 
 @dataclass
@@ -48,9 +58,24 @@ class ServerConfig:
     port: int = 50051
     metrics_port: int = 9100
     grace_seconds: float = 30.0
-    max_workers: int = 64
+    cpu_workers: int = 4  # threads for the CPU-bound steps of calls (guardrails, retrieval)
     policy: Policy = field(default_factory=Policy)
     cache: CacheConfig = field(default_factory=CacheConfig)
+
+
+class Signals:
+    """SIGTERM/SIGINT on the loop: the first asks for a drain, any later one to stop now."""
+
+    def __init__(self) -> None:
+        self.first = asyncio.Event()
+        self.again = asyncio.Event()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._received)
+
+    def _received(self) -> None:
+        (self.again if self.first.is_set() else self.first).set()
 
 
 class ChatServer:
@@ -62,103 +87,161 @@ class ChatServer:
         # The policy was checked before the server was built; its classifier loads with the
         # models, off the path to listening.
         self.guard = Guard(config.policy, metrics=self.metrics)
-        cache = ResponseCache(config.cache)
         self.collections = CollectionSet()
         self.service = ChatService(
-            self.models, self.metrics, self.guard, cache, collections=self.collections
+            self.models,
+            self.metrics,
+            self.guard,
+            ResponseCache(config.cache),
+            collections=self.collections,
+            workers=config.cpu_workers,
         )
-        self.health = health.HealthServicer(experimental_non_blocking=True)
-        self.failed = threading.Event()
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers))
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(self.service, self._grpc)
+        self.health = health.aio.HealthServicer()
+        self.failed = asyncio.Event()
+        self.port = 0
+        self.metrics_port = 0
+        self._grpc: grpc.aio.Server | None = None
+        self._metrics_server = None
+
+    async def _set_health(self, status) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def start(self) -> None:
+        """Listen at once (health NOT_SERVING) and load the models in the background."""
+        self._grpc = grpc.aio.server()
+        self._grpc.add_generic_rpc_handlers(
+            (service_handler(SERVICE, self.service, self.service.reject),)
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
         reflection.enable_server_reflection(
             [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME],
             self._grpc,
         )  # fmt: skip
-        self.port = 0
-        self.metrics_port = 0
-        self._metrics_server = None
-
-    def _set_health(self, status) -> None:
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, status)
-
-    def start(self) -> None:
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.config.host}:{self.config.port}"
-        self.port = self._grpc.add_insecure_port(address)
+        try:
+            self.port = self._grpc.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
             raise OSError(f"cannot listen on {address}: the port is taken or not allowed")
-        self._grpc.start()
+        await self._grpc.start()
         self._metrics_server, _ = self.metrics.serve(self.config.metrics_port, self.config.host)
         self.metrics_port = self._metrics_server.server_port
         log.info(
             "listening on %s:%d metrics on %s:%d",
             self.config.host, self.port, self.config.host, self.metrics_port,
         )  # fmt: skip
-        threading.Thread(target=self._load_models, name="loader", daemon=True).start()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._load, args=(loop,), name="loader", daemon=True).start()
 
-    def _load_models(self) -> None:
+    def _load(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loader thread: models, then collections; health or failure on the loop."""
+        if self._load_all():
+            serving = self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            asyncio.run_coroutine_threadsafe(serving, loop)
+        else:
+            loop.call_soon_threadsafe(self.failed.set)
+
+    def _load_all(self) -> bool:
         log.info("loading models: %s", ", ".join(self.registry.models))
         try:
             self.guard.load_classifier()
         except (PolicyError, ClassifierError) as exc:
             log.error("could not load the guard classifier: %s", exc)
-            self.failed.set()
-            return
+            return False
         try:
             for loaded in load_models(self.registry.models, self.metrics.observe_step):
                 log.info("loaded model %s", loaded.name)
                 self.models.models[loaded.name] = loaded
         except Exception as exc:
             log.error("could not load the models: %s", exc)
-            self.failed.set()
-            return
+            return False
         self.models.default = self.registry.default_model
         self.models.ready.set()
         try:
             self.collections.load(self.registry.collections, self.registry.default_collection)
         except Exception as exc:
             log.error("could not load the retrieval collections: %s", exc)
-            self.failed.set()
-            return
-        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            return False
         log.info("ready: %s (default %s)", ", ".join(self.models.models), self.models.default)
         if self.collections.collections:
             log.info(
                 "collections: %s (default %s)",
                 ", ".join(self.collections.collections), self.collections.default,
             )  # fmt: skip
+        return True
 
-    def drain(self) -> None:
-        """Stop taking calls, let streams in flight finish within the grace period, stop."""
-        log.info("draining: %d active streams", self.service.active_streams)
-        self.service.draining.set()
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if not self.service.wait_idle(self.config.grace_seconds):
-            log.warning("grace period over; cancelling %d streams", self.service.active_streams)
-        for loaded in self.models.models.values():
-            loaded.engine.stop()
-        self.service.wait_idle(5.0)
-        self._grpc.stop(grace=1.0).wait()
+    async def drain(self, stop_now: asyncio.Event) -> None:
+        """Stop taking calls, let streams in flight finish within the grace period (or
+        until `stop_now` is set), cancel the rest, stop."""
+        self.service.draining = True
+        await self.health.enter_graceful_shutdown()
+        if not await self._wait_for_streams(stop_now):
+            reason = "stopping now" if stop_now.is_set() else "grace period over"
+            log.warning("%s; cancelling %d streams", reason, self.service.active_streams)
+        # Stopping an engine ends every generation it holds within one decode step.
+        await asyncio.gather(
+            *(asyncio.to_thread(m.engine.stop) for m in self.models.models.values())
+        )
+        await self.service.wait_idle(5.0)
+        await self._grpc.stop(grace=1.0)
+        self.service.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")
 
+    async def _wait_for_streams(self, stop_now: asyncio.Event) -> bool:
+        """True once no stream is active; False at the end of the grace period or when
+        `stop_now` is set. Says what it waits for, and every few seconds how it goes."""
+        grace = self.config.grace_seconds
+        active = self.service.active_streams
+        if active == 0:
+            log.info("draining: no active streams")
+            return True
+        log.info(
+            "draining: waiting up to %g s for %d stream%s to finish; signal again "
+            "(Ctrl-C) to stop now",
+            grace, active, "" if active == 1 else "s",
+        )  # fmt: skip
+        deadline = time.monotonic() + grace
+        idle = asyncio.ensure_future(self.service.wait_idle(grace))
+        interrupted = asyncio.ensure_future(stop_now.wait())
+        try:
+            while not idle.done() and not interrupted.done():
+                left = deadline - time.monotonic()
+                await asyncio.wait(
+                    (idle, interrupted),
+                    timeout=min(DRAIN_PROGRESS_EVERY, max(left, 0.0)),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not idle.done() and not interrupted.done():
+                    log.info(
+                        "draining: %d still running, %.0f s left",
+                        self.service.active_streams, max(deadline - time.monotonic(), 0.0),
+                    )  # fmt: skip
+            return idle.done() and idle.result()
+        finally:
+            interrupted.cancel()
+
+
+async def _serve(registry: Registry, config: ServerConfig) -> int:
+    signals = Signals()
+    signals.install(asyncio.get_running_loop())
+    server = ChatServer(registry, config)
+    await server.start()
+    log.info("models from %s", registry.path)
+    failed = asyncio.ensure_future(server.failed.wait())
+    stopping = asyncio.ensure_future(signals.first.wait())
+    await asyncio.wait((failed, stopping), return_when=asyncio.FIRST_COMPLETED)
+    await server.drain(signals.again)
+    failed.cancel()
+    stopping.cancel()
+    return 0 if signals.first.is_set() and not server.failed.is_set() else 1
+
 
 def serve_forever(registry: Registry, config: ServerConfig) -> int:
     """Run until SIGTERM/SIGINT, then drain; return the process exit code."""
-    server = ChatServer(registry, config)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    log.info("models from %s", registry.path)
-    while not stop.wait(0.2):
-        if server.failed.is_set():
-            server.drain()
-            return 1
-    server.drain()
-    return 0
+    return asyncio.run(_serve(registry, config))

@@ -24,13 +24,20 @@ Design decisions:
   free port.
 - Ctrl-C in a terminal sends SIGINT to every process of the group (the backend starts
   draining, the UI closes; the background build has its own group and is interrupted by
-  this script); SIGTERM reaches this script alone. Both end in the same path: the build
-  is interrupted (resumable), the UI is stopped (its open streams are cancelled), then the
-  backend drains, and all are waited for, so nothing is left running. Signals that arrive
-  while stopping are ignored so that a second Ctrl-C cannot leave an orphan behind, and
-  one that arrives while a child is being started takes effect once it is started and
-  tracked (`Interrupts.deferred`): interrupted inside `subprocess.Popen`, the child would
-  run on, unknown to the stop path.
+  this script); SIGTERM reaches this script alone, which passes it on to the backend. Both
+  end in the same path: the build is interrupted (resumable), the UI is stopped (its open
+  streams are cancelled), then the backend drains, and all are waited for, so nothing is
+  left running. A SIGINT is taken to come from the terminal, so it is never passed on:
+  the backend has it already, and a second one would stop it at once.
+- The drain is not silent: the script says how many streams the backend waits for and
+  for how long (`--grace`, passed to the backend, so the number shown is the one in
+  force), then how many are left whenever that changes and every few seconds, reading
+  the backend's own `chatforge_active_streams` metric. A second Ctrl-C (or SIGTERM) while
+  it waits stops the backend at once, cancelling its streams. Signals never interrupt
+  the stop path itself, so a second Ctrl-C cannot leave an orphan behind, and one that
+  arrives while a child is being started takes effect once it is started and tracked
+  (`Interrupts.deferred`): interrupted inside `subprocess.Popen`, the child would run on,
+  unknown to the stop path.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ from ui.launcher import UiError, UiProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_EVERY = 30.0  # seconds between two progress lines of the background build
+DRAIN_PROGRESS_EVERY = 5.0  # seconds between two "still running" lines while stopping
+STOP_MARGIN = 30.0  # seconds past the grace period before a backend that hangs is killed
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ui-port", type=int, default=_env_port("CHATFORGE_UI_PORT", 7860))
     parser.add_argument("--log-dir", default=str(ROOT / "runs" / "demo"), help="server logs")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        help="seconds the backend lets open streams finish on Ctrl-C (a second Ctrl-C: none)",
+    )
     parser.add_argument(
         "--docs",
         default="pydocs",
@@ -146,21 +161,33 @@ def report_docs_build(build: IngestProcess, docs: Docs, target: str) -> None:
 
 
 class Interrupts:
-    """SIGINT and SIGTERM raise KeyboardInterrupt, except while a child is being started."""
+    """SIGINT and SIGTERM raise KeyboardInterrupt, except while a child is being started;
+    once stopping, they only record that the user asked again."""
 
     def __init__(self) -> None:
         self._deferring = False
         self._pending = False
+        self.first: int | None = None  # the signal that stopped the demo
+        self.again: int | None = None  # one that came while stopping
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may arrive ignored
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        self.first = self.first or signum
         if self._deferring:
             self._pending = True
         else:
             raise KeyboardInterrupt
+
+    def stopping(self) -> None:
+        """From now on a signal does not interrupt the stop path; it asks to stop now."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._record_again)
+
+    def _record_again(self, signum, frame) -> None:
+        self.again = self.again or signum
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
@@ -191,7 +218,8 @@ def run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         host=args.host,
         port=args.grpc_port,
         metrics_port=args.metrics_port,
-        extra_args=["--collection", f"{docs.name}={docs.index_dir}"] if docs else [],
+        extra_args=["--grace", str(args.grace)]
+        + (["--collection", f"{docs.name}={docs.index_dir}"] if docs else []),
         log_path=log_dir / "backend.log",
     )
     ui: UiProcess | None = None
@@ -236,15 +264,55 @@ def run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         print("\nstopping…", flush=True)
         return 0
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
+        interrupts.stopping()
         if build is not None and build.returncode is None:
             build.stop()
             print("stopped the documents build; the next run resumes it.", flush=True)
         if ui is not None:
             ui.stop()
-        backend.stop()
+        stop_backend(backend, interrupts, args.grace)
         print("stopped the UI and the backend.", flush=True)
+
+
+def _streams(count: int) -> str:
+    return f"{count} stream" + ("" if count == 1 else "s")
+
+
+def stop_backend(backend: BackendProcess, interrupts: Interrupts, grace: float) -> None:
+    """Drain the backend, saying what it waits for and how it goes; a second Ctrl-C (or
+    SIGTERM) stops it at once. A SIGINT reached the backend from the terminal already."""
+    process = backend.process
+    if process is None or process.poll() is not None:
+        return
+    if interrupts.first != signal.SIGINT:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    streams = shown = 0
+    shown_at, stopping_now = 0.0, False
+    while process.poll() is None:
+        now = time.monotonic()
+        if interrupts.again is not None and not stopping_now:
+            # The count of the last poll: the backend may be cancelling them already.
+            stopping_now = True
+            print(f"backend: stopping now, cancelling {_streams(streams)}", flush=True)
+            if interrupts.again != signal.SIGINT:
+                process.send_signal(signal.SIGINT)
+        elif not stopping_now:
+            streams = backend.active_streams() or 0
+            if streams and (streams != shown or now - shown_at >= DRAIN_PROGRESS_EVERY):
+                if not shown:
+                    waiting = f"waiting up to {grace:g} s for {_streams(streams)} to finish"
+                else:
+                    left = max(deadline - now, 0)
+                    waiting = f"{_streams(streams)} still running, {left:.0f} s left"
+                print(f"backend: {waiting}; Ctrl-C again to stop now", flush=True)
+                shown, shown_at = streams, now
+        if now > deadline + STOP_MARGIN:
+            print("backend: it did not stop; killing it", flush=True)
+            process.kill()
+            break
+        time.sleep(0.2)
+    process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,15 +12,19 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
-from backend.client import ChatClient
+from backend.client import ChatClient, RetryPolicy
 from backend.retrieval.index import current_folder
 from backend.retrieval.ingest_process import IngestProcess
+from chat.v1 import chat_pb2
 from tests.rag_fixtures import write_pages
+from tests.tiny_model import make_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,10 +49,11 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def start_demo(registry: Path, pages: Path, index_dir: Path, log_dir: Path) -> subprocess.Popen:
+def start_demo(registry: Path, log_dir: Path, *args: str) -> subprocess.Popen:
+    """`make demo` on free ports; `args` choose the documents (and anything else)."""
     command = [sys.executable, str(ROOT / "deploy" / "demo.py"), "--config", str(registry)]
     command += ["--grpc-port", "0", "--metrics-port", "0", "--ui-port", "0"]
-    command += ["--log-dir", str(log_dir), "--docs", str(pages), "--docs-index", str(index_dir)]
+    command += ["--log-dir", str(log_dir), *args]
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -56,6 +61,10 @@ def start_demo(registry: Path, pages: Path, index_dir: Path, log_dir: Path) -> s
         text=True,
         start_new_session=True,  # its own process group, like a terminal's foreground job
     )
+
+
+def docs_args(pages: Path, index_dir: Path) -> list[str]:
+    return ["--docs", str(pages), "--docs-index", str(index_dir)]
 
 
 def read_until(demo: subprocess.Popen, marker: str) -> str:
@@ -94,7 +103,7 @@ def cleanup():
 @pytest.mark.slow
 def test_demo_serves_until_ctrl_c(tiny_registry, docs_index, tmp_path, cleanup):
     pages, index_dir, _ = docs_index
-    demo = start_demo(tiny_registry, pages, index_dir, tmp_path)
+    demo = start_demo(tiny_registry, tmp_path, *docs_args(pages, index_dir))
     cleanup(demo)
     printed = read_until(demo, "chatforge is ready")
     url = re.search(r"open (http://\S+)", printed)
@@ -118,7 +127,7 @@ def test_first_run_chats_at_once_and_builds_the_docs_in_the_background(
 ):
     pages = write_pages(tmp_path / "notes")
     index_dir = tmp_path / "collections" / "notes"
-    demo = start_demo(tiny_registry, pages, index_dir, tmp_path / "logs")
+    demo = start_demo(tiny_registry, tmp_path / "logs", *docs_args(pages, index_dir))
     cleanup(demo)
     printed = read_until(demo, "chatforge is ready")
     building = f"docs: building collection notes from {pages} in the background"
@@ -148,7 +157,7 @@ def test_first_run_chats_at_once_and_builds_the_docs_in_the_background(
 def test_stopping_the_demo_stops_the_background_build(tiny_registry, tmp_path, cleanup):
     pages = write_pages(tmp_path / "notes")
     index_dir = tmp_path / "collections" / "notes"
-    demo = start_demo(tiny_registry, pages, index_dir, tmp_path / "logs")
+    demo = start_demo(tiny_registry, tmp_path / "logs", *docs_args(pages, index_dir))
     cleanup(demo)
     printed = read_until(demo, "in the background")
     assert processes_mentioning(str(index_dir))  # the ingest runs, in its own group
@@ -157,6 +166,53 @@ def test_stopping_the_demo_stops_the_background_build(tiny_registry, tmp_path, c
     assert not processes_mentioning(str(index_dir)), "the ingest outlived the demo"
     assert current_folder(index_dir) is None  # nothing half-published
     assert "Traceback" not in printed
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once(tmp_path, cleanup):
+    # A context long enough that no stream can finish by itself during the test.
+    model = make_tiny_model(tmp_path / "long", context=100_000, layers=1)
+    registry = tmp_path / "models.yaml"
+    registry.write_text(f"models:\n  long:\n    checkpoint: {model}\n    default: true\n")
+    demo = start_demo(registry, tmp_path, "--docs", "none", "--grace", "120")
+    cleanup(demo)
+    target = re.search(r"serving gRPC on (\S+),", read_until(demo, "chatforge is ready"))[1]
+    client = ChatClient(target, retry=RetryPolicy(attempts=1))
+    streams = [client.chat("Go on", sampling={"max_tokens": 90_000}) for _ in range(2)]
+    events = [iter(stream) for stream in streams]
+    for stream_events in events:  # both are decoding
+        while not next(stream_events).HasField("delta"):
+            pass
+
+    os.killpg(demo.pid, signal.SIGINT)
+    printed = read_until(demo, "Ctrl-C again to stop now")
+    assert "backend: waiting up to 120 s for 2 streams to finish; Ctrl-C again to stop now" in (
+        printed
+    )
+    streams[0].cancel()  # one finishes: the count shown follows
+    printed += read_until(demo, "still running")
+    assert re.search(r"backend: 1 stream still running, \d+ s left; Ctrl-C again", printed)
+
+    os.killpg(demo.pid, signal.SIGINT)
+    asked = time.monotonic()
+    assert demo.wait(timeout=60) == 0
+    stopped_after = time.monotonic() - asked
+    printed += demo.stdout.read()
+    assert "backend: stopping now, cancelling 1 stream" in printed
+    assert "stopped the UI and the backend" in printed and "Traceback" not in printed
+    assert stopped_after < 30, stopped_after  # not the 120 s grace period
+    assert "stopping now; cancelling 1 streams" in (tmp_path / "backend.log").read_text()
+    # The stream still in flight was cancelled: it ends CANCELLED, or cut off with the
+    # server, not run to its 90,000 tokens.
+    rest = []
+    try:
+        rest.extend(events[1])
+    except grpc.RpcError as error:
+        assert error.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+    client.close()
+    finished = [e.finished.finish_reason for e in rest if e.HasField("finished")]
+    assert finished in ([], [chat_pb2.CANCELLED]), finished
+    assert not group_alive(demo.pid), "a server outlived the demo"
 
 
 @pytest.mark.parametrize(

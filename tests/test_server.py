@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import threading
@@ -129,15 +130,17 @@ def test_full_queue_is_resource_exhausted(tiny_server):
             client.chat("Go on", model="tiny-b", sampling={"max_tokens": 3000}) for _ in range(4)
         ]
         iterators = [iter(s) for s in streams]
-        codes = []
+        errors = []
         for it in iterators:
             try:
                 next(it)  # `started` arrives once the request is queued
             except grpc.RpcError as error:
-                codes.append(error.code())
+                errors.append(error)
         for s in streams:
             s.cancel()
-    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+    full = [e for e in errors if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert full
+    assert re.search(r"the request queue is full \(\d+ requests? waiting\)", full[0].details())
     assert wait_for(lambda: metric_value(tiny_server, "chatforge_active_streams") == 0)
 
 
@@ -283,7 +286,9 @@ def test_drain_cancels_streams_after_the_grace_period(tiny_registry, tmp_path):
         thread.join(60)
         assert server.process.wait(60) == 0
         assert out.get("finished") is None or out["finished"].finish_reason == chat_pb2.CANCELLED
-        assert "grace period over" in server.log_path.read_text()
+        log = server.log_path.read_text()
+        assert "draining: waiting up to 0.5 s for 1 stream to finish; signal again" in log
+        assert "grace period over; cancelling 1 streams" in log
     finally:
         server.stop()
 
