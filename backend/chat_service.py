@@ -61,6 +61,7 @@ from backend.engine import (
     FinishReason,
     Generation,
     QueueFullError,
+    RequestTooLargeError,
 )
 from backend.guardrails import Guard, InputScreen, Policy, Verdict
 from backend.logprobs import start_token_id
@@ -243,7 +244,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             error = status_of(exc)
             outcome.code = error.code.name
             where = f"{method} {outcome.request_id}".rstrip()
-            if isinstance(exc, RequestError | QueueFullError | EngineStoppedError):
+            if isinstance(
+                exc, RequestError | QueueFullError | EngineStoppedError | RequestTooLargeError
+            ):
                 log.info("%s: %s: %s", where, outcome.code, error.message)
             elif isinstance(exc, EngineError):
                 log.error("%s: %s: %s", where, outcome.code, error.message)
@@ -579,6 +582,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             return chat_pb2.ListCollectionsResponse(collections=collections)
 
 
+# Failures that are no fault of the server: logged as a line, without a traceback.
+_CLIENT_SIDE = (RequestError, QueueFullError, EngineStoppedError, RequestTooLargeError)
+
+
 def status_of(error: Exception) -> RequestError:
     """The status code and message a failure reaches the client with."""
     if isinstance(error, RequestError):
@@ -587,6 +594,8 @@ def status_of(error: Exception) -> RequestError:
         return RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{error}; retry later")
     if isinstance(error, EngineStoppedError):
         return RequestError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry")
+    if isinstance(error, RequestTooLargeError):  # says what the cache holds and what to do
+        return RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(error))
     if isinstance(error, EngineError):  # names the request id
         return RequestError(grpc.StatusCode.INTERNAL, str(error))
     return RequestError(

@@ -53,7 +53,7 @@ def server(tmp_path_factory, tiny_model_dir):
     registry.write_text(
         f"models:\n"
         f"  wide:\n    checkpoint: {tiny_model_dir}\n    default: true\n"
-        f"    max_active: {OPEN_STREAMS}\n    max_queue: {2 * OPEN_STREAMS}\n"
+        f"    max_batch_size: {OPEN_STREAMS}\n    max_queue: {2 * OPEN_STREAMS}\n"
         f"  broken:\n    checkpoint: {folder / 'broken'}\n"
     )
     extra = ["--cache-entries", "0"]
