@@ -42,6 +42,7 @@ import concurrent.futures
 import enum
 import functools
 import itertools
+import logging
 import math
 import threading
 import time
@@ -53,6 +54,8 @@ import torch
 
 from backend.logprobs import ContinuationLogprob
 from backend.sampling import SamplingConfig, make_generator, sample_rows
+
+log = logging.getLogger("chatforge.engine")
 
 
 class FinishReason(enum.Enum):
@@ -529,14 +532,18 @@ class Engine:
                     self._waiting.extend(self._incoming)
                     self._incoming.clear()
                 if self._stopping.is_set():
-                    self._shut_down()
+                    self._end_all(EngineStoppedError("the engine stopped"))
                     return
-                self._drop_cancelled()
-                self._step()
+                try:
+                    self._drop_cancelled()
+                    self._step()
+                except Exception as exc:  # a bug here must end streams, not hang them
+                    log.exception("engine step failed; ending every request in flight")
+                    self._end_all(exc)
 
-    def _shut_down(self) -> None:
+    def _end_all(self, error: BaseException) -> None:
         for seq in [*self._running, *self._waiting]:
-            self._finish(seq, FinishReason.CANCELLED, EngineStoppedError("the engine stopped"))
+            self._finish(seq, FinishReason.CANCELLED, error)
         self._running.clear()
         self._waiting.clear()
 
