@@ -171,14 +171,14 @@ def test_stopping_the_demo_stops_the_background_build(tiny_registry, tmp_path, c
 @pytest.mark.slow
 def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once(tmp_path, cleanup):
     # A context long enough that no stream can finish by itself during the test.
-    model = make_tiny_model(tmp_path / "long", context=100_000, layers=1)
+    model = make_tiny_model(tmp_path / "long", context=32_768, layers=1)
     registry = tmp_path / "models.yaml"
     registry.write_text(f"models:\n  long:\n    checkpoint: {model}\n    default: true\n")
     demo = start_demo(registry, tmp_path, "--docs", "none", "--grace", "120")
     cleanup(demo)
     target = re.search(r"serving gRPC on (\S+),", read_until(demo, "chatforge is ready"))[1]
     client = ChatClient(target, retry=RetryPolicy(attempts=1))
-    streams = [client.chat("Go on", sampling={"max_tokens": 90_000}) for _ in range(2)]
+    streams = [client.chat("Go on", sampling={"max_tokens": 30_000}) for _ in range(2)]
     events = [iter(stream) for stream in streams]
     for stream_events in events:  # both are decoding
         while not next(stream_events).HasField("delta"):
@@ -203,7 +203,7 @@ def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once(tmp_path, 
     assert stopped_after < 30, stopped_after  # not the 120 s grace period
     assert "stopping now; cancelling 1 streams" in (tmp_path / "backend.log").read_text()
     # The stream still in flight was cancelled: it ends CANCELLED, or cut off with the
-    # server, not run to its 90,000 tokens.
+    # server, not run to its 30,000 tokens.
     rest = []
     try:
         rest.extend(events[1])
