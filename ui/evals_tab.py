@@ -268,7 +268,7 @@ class EvalsTab:
         try:
             get_suite(suite)
             for model in models:
-                target = LiveTarget(client.target, model=model)
+                target = LiveTarget(client.target, model=model, settings=client.settings)
                 try:
 
                     def report(finished: int, total: int, model=model) -> None:
