@@ -1,4 +1,4 @@
-"""`python -m backend`: serve, prepare-default, chat and ingest.
+"""`python -m backend`: serve, prepare-default, chat, health, keys and ingest.
 
 Each subcommand validates its arguments and files before doing work and exits with a
 one-line message (not a traceback) when something is wrong.
@@ -193,6 +193,16 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 when the server at --target reports SERVING (a container health check)."""
+    from backend.client import ChatClient
+
+    with ChatClient(args.target, settings=load_settings(ClientSettings, args)) as client:
+        serving = client.is_serving(timeout=args.timeout)
+    print(f"{args.target}: {'SERVING' if serving else 'not serving'}")
+    return 0 if serving else 1
+
+
 def _keys(args: argparse.Namespace) -> int:
     keys_file = args.keys_file or load_settings(ServeSettings).keys_file or "keys.yaml"
     if args.keys_command == "add":
@@ -306,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(run=_chat)
 
     _add_keys_parser(sub)
+
+    health = sub.add_parser("health", help="exit 0 when the server reports SERVING")
+    health.add_argument("--target", default="127.0.0.1:50051", help="server host:port")
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait")
+    add_client_flags(health)
+    health.set_defaults(run=_health)
 
     ingest = sub.add_parser(
         "ingest", help="build or update a retrieval collection's index (incremental)"
