@@ -45,8 +45,10 @@ def _serve(args: argparse.Namespace) -> int:
     from backend.guardrails import Policy, load_policy
     from backend.response_cache import CacheConfig
     from backend.retrieval.index import being_built, current_folder, no_index_message
+    from backend.security import check_exposure
 
     settings = load_settings(ServeSettings, args)
+    check_exposure(settings)  # before anything loads: a refusal costs no start-up time
     registry = load_registry(settings.config or DEFAULT_CONFIG)
     # Both files are checked before torch is imported. Without --policy the repository's
     # guardrails.yaml is used, and the built-in defaults (rules only) where there is none.
@@ -66,12 +68,16 @@ def _serve(args: argparse.Namespace) -> int:
         if current_folder(folder) is None and not being_built(folder):
             raise IngestError(f"collection {name}: {no_index_message(folder)}")
 
+    from backend.security import interceptors, server_credentials
     from backend.server import ServerConfig, serve_forever
 
     config = ServerConfig(
         host=settings.host,
         port=settings.port,
+        metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
+        credentials=server_credentials(settings),
+        interceptors=interceptors(settings),
         grace_seconds=settings.grace,
         policy=policy,
         cache=CacheConfig(
