@@ -92,7 +92,7 @@ def site():
         ("build", [], ["builds submit", "_TAG=v7", "artifacts repositories create chatforge"]),
         ("vm", [], ["--source-ranges 10.128.0.0/20", "--no-address", "chatforge-backend:v7",
                     "--accelerator type=nvidia-l4,count=1", "disks create chatforge-home"]),
-        ("ui", [], ["--session-affinity", "--vpc-egress private-ranges-only",
+        ("cloudrun", [], ["--session-affinity", "--vpc-egress private-ranges-only",
                     "CHATFORGE_API_KEY=chatforge-ui-api-key:latest", "--max-instances 3",
                     "--timeout 3600", "chatforge-ui:v7"]),
         ("budget", [], ["percent=0.5", "percent=0.9", "percent=1.0", "--budget-amount 300USD"]),
@@ -136,7 +136,7 @@ def ui_replies(url: str) -> list[dict]:
 def test_ui_deploy_passes_its_smoke_check(gcloud, site):
     handler, url = site
     replies = ui_replies(url)
-    result, calls = gcloud("ui", "--tag", "v9", replies=replies)
+    result, calls = gcloud("cloudrun", "--tag", "v9", replies=replies)
     assert result.returncode == 0, result.stdout + result.stderr
     assert any(c[:2] == ["run", "deploy"] for c in calls)
     assert not any("update-traffic" in c for c in calls)
@@ -146,7 +146,7 @@ def test_ui_deploy_rolls_back_when_the_smoke_check_fails(gcloud, site):
     handler, url = site
     handler.status = 502
     replies = ui_replies(url)
-    result, calls = gcloud("ui", "--tag", "v9", replies=replies)
+    result, calls = gcloud("cloudrun", "--tag", "v9", replies=replies)
     assert result.returncode == 1
     assert "failed its smoke check; rolling back to ui-00004" in result.stdout
     assert calls[-1][:5] == ["run", "services", "update-traffic", "chatforge-ui", "--region"]

@@ -4,9 +4,9 @@ Design decisions:
 - The scripts drive the `gcloud` CLI rather than the client libraries: each command is
   what an operator would type, so `--dry-run` prints exactly what would run, copyable
   into a terminal, and the tests run the real scripts against a fake `gcloud` on PATH.
-- Settings (project, region, names, sizes) come from `CHATFORGE_GCP_*` variables or
-  `.env`, the same pydantic-settings mechanism as the server and the UI; every script
-  prints the commands it runs, prefixed with `+`.
+- Settings (project, region, names, sizes) come from flags, `CHATFORGE_GCP_*` variables
+  or `.env`, the same mechanism as the server and the UI (backend/settings.py); every
+  script prints the commands it runs, prefixed with `+`.
 - In a dry run nothing runs, not even a read-only query; a query's answer is then shown
   as a placeholder (`<previous revision>`), and "does it exist?" is answered "no", so a
   dry run shows the full first-time set-up.
@@ -25,12 +25,16 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.settings import ENV_FILE, SettingsError, env_name, flag_name, load_settings
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
 
 class GcpSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHATFORGE_GCP_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="CHATFORGE_GCP_", env_file=ENV_FILE, extra="ignore"
+    )
 
     project: str = Field("chatforge-demo", description="Google Cloud project id")
     region: str = Field("us-central1", description="region of Artifact Registry and Cloud Run")
@@ -104,11 +108,19 @@ def main(
     parser.add_argument(
         "--dry-run", action="store_true", help="print the gcloud commands, run nothing"
     )
-    parser.add_argument("--tag", help="image tag (default: $CHATFORGE_GCP_TAG, else latest)")
+    for field, info in GcpSettings.model_fields.items():
+        parser.add_argument(
+            flag_name(field),
+            default=None,
+            help=f"{info.description} (${env_name(GcpSettings, field)}; default {info.default})",
+        )
     if configure is not None:
         configure(parser)
     args = parser.parse_args(argv)
-    gcloud = Gcloud(GcpSettings(**({"tag": args.tag} if args.tag else {})), args.dry_run)
+    try:
+        gcloud = Gcloud(load_settings(GcpSettings, args), args.dry_run)
+    except SettingsError as error:
+        parser.error(str(error))
     try:
         code = run(args, gcloud)
     except GcloudError as error:

@@ -1,6 +1,6 @@
 """Deploy the UI to Cloud Run; roll back to the revision it replaced if the smoke check fails.
 
-    python deploy/gcp/ui.py [--tag TAG] [--dry-run]
+    python deploy/gcp/cloudrun.py [--tag TAG] [--dry-run]
 
 The backend address, the UI's API key and its users file come from Secret Manager
 (`chatforge-backend-address`, `chatforge-ui-api-key`, `chatforge-ui-users`; README,
