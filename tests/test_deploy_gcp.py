@@ -148,7 +148,8 @@ def test_ui_deploy_rolls_back_when_the_smoke_check_fails(gcloud, site):
     replies = ui_replies(url)
     result, calls = gcloud("cloudrun", "--tag", "v9", replies=replies)
     assert result.returncode == 1
-    assert "failed its smoke check; rolling back to ui-00004" in result.stdout
+    assert "failed its smoke check on" in result.stdout
+    assert "chatforge-ui:v9; rolling back to ui-00004" in result.stdout
     assert calls[-1][:5] == ["run", "services", "update-traffic", "chatforge-ui", "--region"]
     assert "ui-00004=100" in calls[-1]
 

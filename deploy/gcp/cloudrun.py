@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from gcp import Gcloud, main
-from rollback import route_ui_to, ui_serving_revision, ui_smoke
+from rollback import route_ui_to, settle, ui_serving_revision, ui_smoke
 
 SECRETS = ",".join(
     [
@@ -42,15 +42,13 @@ def deploy(args: argparse.Namespace, gcloud: Gcloud) -> int:
                "--cpu", "1", "--memory", "1Gi",
                # The app has its own login (--auth-file); Cloud Run IAM would hide it.
                "--allow-unauthenticated")  # fmt: skip
-    if ui_smoke(gcloud):
-        print(f"{s.ui_service} serves {s.image('chatforge-ui')}")
-        return 0
-    if not previous:
-        print(f"error: {s.ui_service} failed its smoke check and has no earlier revision")
-        return 1
-    print(f"error: {s.ui_service} failed its smoke check; rolling back to {previous}")
-    route_ui_to(gcloud, previous)
-    return 1
+    return settle(
+        s.ui_service,
+        s.image("chatforge-ui"),
+        ui_smoke(gcloud),
+        previous,
+        lambda: route_ui_to(gcloud, previous),
+    )
 
 
 if __name__ == "__main__":

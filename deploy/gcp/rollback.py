@@ -105,6 +105,20 @@ def set_vm_image(gcloud: Gcloud, image: str, previous: str) -> None:
     vm_ssh(gcloud, RERUN_STARTUP)
 
 
+def settle(name: str, deployed: str, passed: bool, previous: str, roll_back) -> int:
+    """The exit code of a deploy after its smoke check: 0, or 1 after `roll_back()` to
+    `previous` (when there is one)."""
+    if passed:
+        print(f"{name} serves {deployed}")
+        return 0
+    if not previous:
+        print(f"error: {name} failed its smoke check on {deployed}; nothing earlier to go back to")
+        return 1
+    print(f"error: {name} failed its smoke check on {deployed}; rolling back to {previous}")
+    roll_back()
+    return 1
+
+
 def rollback_ui(gcloud: Gcloud, to: str | None = None) -> int:
     """All UI traffic to `to`, or to the revision before the newest."""
     s = gcloud.settings

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from gcp import HERE, Gcloud, main
-from rollback import set_vm_image, vm_images, vm_smoke
+from rollback import set_vm_image, settle, vm_images, vm_smoke
 
 NETWORK_TAG = "chatforge-backend"
 FIREWALL_RULE = "chatforge-grpc-from-ui"
@@ -57,15 +57,9 @@ def deploy(args: argparse.Namespace, gcloud: Gcloud) -> int:
     else:
         current = ""
         create(gcloud, image)
-    if vm_smoke(gcloud):
-        print(f"{s.vm} serves {image}")
-        return 0
-    if not current:
-        print(f"error: {s.vm} is not healthy on {image} and has no earlier image to go back to")
-        return 1
-    print(f"error: {s.vm} is not healthy on {image}; rolling back to {current}")
-    set_vm_image(gcloud, current, image)
-    return 1
+    return settle(
+        s.vm, image, vm_smoke(gcloud), current, lambda: set_vm_image(gcloud, current, image)
+    )
 
 
 if __name__ == "__main__":
