@@ -19,9 +19,9 @@ from backend.guardrails.policy import DEFAULT_POLICY, PolicyError
 from backend.keys import KeysError, Limits, add_key, list_keys, revoke_key
 from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
 from backend.retrieval.documents import IngestError
+from backend.serve_settings import ServeSettings
 from backend.settings import (
     ClientSettings,
-    ServeSettings,
     SettingsError,
     add_client_flags,
     env_name,

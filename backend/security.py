@@ -20,7 +20,8 @@ import grpc
 
 from backend.auth import AuthInterceptor
 from backend.keys import KeyStore
-from backend.settings import ServeSettings, SettingsError
+from backend.serve_settings import ServeSettings
+from backend.settings import SettingsError
 
 log = logging.getLogger("chatforge.security")
 

@@ -1,8 +1,10 @@
 """Settings: one pydantic-settings object per process, from flags, environment or `.env`.
 
 Design decisions:
-- Each process builds one settings object (`ServeSettings` for the server, `UiSettings`
-  in ui/settings.py, `ClientSettings` for every gRPC client). Precedence: a flag given on
+- Each process builds one settings object (`ServeSettings` in backend/serve_settings.py
+  for the server, `UiSettings` in ui/settings.py, `ClientSettings` here for every gRPC
+  client). This module is the mechanism and the client's part only, so a client (the UI
+  on Cloud Run) imports nothing of the server. Precedence: a flag given on
   the command line, then the environment, then `.env` in the working directory, then the
   default. argparse keeps the CLIs' help and one-line errors; flags default to None and
   only the ones given are passed on, so the settings class owns every default.
@@ -62,7 +64,7 @@ def load_settings(cls: type[S], flags: dict[str, Any] | argparse.Namespace | Non
         raise SettingsError("; ".join(lines)) from None
 
 
-def _existing_file(path: Path | None, what: str) -> None:
+def existing_file(path: Path | None, what: str) -> None:
     if path is not None and not path.expanduser().is_file():
         raise ValueError(f"{what} {path} is not a file")
 
@@ -85,9 +87,9 @@ class ClientSettings(BaseSettings):
             raise ValueError("give --tls-client-cert and --tls-client-key together (mutual TLS)")
         if self.tls_client_cert is not None and self.tls_ca is None:
             raise ValueError("a client certificate needs --tls-ca (TLS to the server) as well")
-        _existing_file(self.tls_ca, "--tls-ca")
-        _existing_file(self.tls_client_cert, "--tls-client-cert")
-        _existing_file(self.tls_client_key, "--tls-client-key")
+        existing_file(self.tls_ca, "--tls-ca")
+        existing_file(self.tls_client_cert, "--tls-client-cert")
+        existing_file(self.tls_client_key, "--tls-client-key")
         return self
 
     @property
@@ -104,46 +106,6 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
             default=None,
             help=f"{info.description} (default: ${env_name(ClientSettings, field)})",
         )
-
-
-class ServeSettings(BaseSettings):
-    """`python -m backend serve`."""
-
-    model_config = SettingsConfigDict(env_prefix="CHATFORGE_", env_file=ENV_FILE, extra="ignore")
-
-    config: Path | None = Field(None, description="model registry YAML (default: models.yaml)")
-    policy: Path | None = Field(
-        None, description="guardrail policy YAML (default: guardrails.yaml)"
-    )
-    collection: list[str] = Field(
-        [], description="retrieval collections NAME=INDEX_DIR (env: a JSON list)"
-    )
-    host: str = Field("127.0.0.1", description="gRPC interface (0.0.0.0: all)")
-    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: any free port)")
-    metrics_host: str = Field("127.0.0.1", description="Prometheus /metrics interface")
-    metrics_port: int = Field(9100, ge=0, le=65535, description="Prometheus /metrics port")
-    grace: float = Field(30.0, ge=0, description="seconds streams may finish when draining")
-    cache_entries: int = Field(1024, ge=0, description="response cache entries (0: off)")
-    cache_mb: int = Field(64, ge=0, description="response cache size in MiB")
-    cache_ttl: float = Field(3600.0, ge=0, description="seconds a cached reply stays valid")
-    keys_file: Path | None = Field(None, description="API keys file (`python -m backend keys`)")
-    insecure_open: bool = Field(False, description="serve a non-loopback address without API keys")
-    tls_cert: Path | None = Field(None, description="server certificate (PEM), enables TLS")
-    tls_key: Path | None = Field(None, description="server certificate's private key (PEM)")
-    tls_client_ca: Path | None = Field(
-        None, description="CA of client certificates; requires them (mutual TLS)"
-    )
-
-    @model_validator(mode="after")
-    def _files(self) -> ServeSettings:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("give --tls-cert and --tls-key together")
-        if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
-        _existing_file(self.tls_cert, "--tls-cert")
-        _existing_file(self.tls_key, "--tls-key")
-        _existing_file(self.tls_client_ca, "--tls-client-ca")
-        return self
 
 
 def settings_table(processes: dict[str, type[BaseSettings]]) -> str:

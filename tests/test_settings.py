@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from backend.cli import build_parser
+from backend.serve_settings import ServeSettings
 from backend.settings import (
     ClientSettings,
-    ServeSettings,
     SettingsError,
     load_settings,
     settings_table,
