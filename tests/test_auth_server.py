@@ -1,5 +1,6 @@
 """API keys, roles and rate limits against a real server process on 127.0.0.1 (tiny models)
-started with a keys file, and the start-up rule for addresses other machines can reach."""
+started with a keys file (`locked_server`, tests/conftest.py), and the start-up rule for
+addresses other machines can reach."""
 
 from __future__ import annotations
 
@@ -7,45 +8,12 @@ import threading
 
 import grpc
 import pytest
-import yaml
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from backend.client import ChatClient, RetryPolicy
-from backend.keys import Limits, add_key
 from backend.launcher import BackendProcess
 from backend.settings import ClientSettings
-from tests.conftest import NO_CACHE
 from tests.helpers import run_backend, wait_for
-
-UNLIMITED = Limits(0, 0, 0)
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory) -> dict[str, str]:
-    """Plain keys by role or purpose, in one keys file (`keys["file"]`)."""
-    path = tmp_path_factory.mktemp("keys") / "keys.yaml"
-    made = {"file": str(path)}
-    made["admin"], _ = add_key(path, "admin", "admin", UNLIMITED)
-    made["user"], _ = add_key(path, "user", "user", UNLIMITED)
-    made["to-revoke"], _ = add_key(path, "to-revoke", "user", UNLIMITED)
-    made["rpm"], _ = add_key(path, "rpm", "user", Limits(3, 0, 0))
-    made["streams"], _ = add_key(path, "streams", "user", Limits(0, 1, 0))
-    made["tpm"], _ = add_key(path, "tpm", "user", Limits(0, 0, 20))
-    made["expired"], _ = add_key(path, "expired", "user", UNLIMITED, expires_days=1)
-    data = yaml.safe_load(path.read_text())
-    for entry in data["keys"]:
-        if entry["name"] == "expired":
-            entry["expires"] = "2020-01-01T00:00:00+00:00"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return made
-
-
-@pytest.fixture(scope="module")
-def locked_server(tiny_registry, keys, tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "locked-server.log"
-    extra = ["--keys-file", keys["file"], *NO_CACHE]
-    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
-        yield server
 
 
 def client_with(server, key: str | None) -> ChatClient:

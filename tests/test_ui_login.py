@@ -1,6 +1,7 @@
 """The UI behind its login, as deployed: run from a venv holding only the UI's dependency set
 (tests/ui_env.py), started with a users file and its own API key (from the environment),
-against a real backend that requires API keys. Driven in headless Chromium."""
+against a real backend that requires API keys (`locked_server`). Driven in headless
+Chromium."""
 
 from __future__ import annotations
 
@@ -10,10 +11,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from backend.keys import Limits, add_key
-from backend.launcher import BackendProcess
-from tests.browser import ask
-from tests.conftest import NO_CACHE
+from tests.browser import ask, set_number
 from tests.ui_env import build_ui_env
 from ui.launcher import UiProcess
 from ui.users import User, Users, hash_password
@@ -33,29 +31,22 @@ def ui_python(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def login_ui(tiny_registry, ui_python, tmp_path_factory) -> Iterator[tuple[UiProcess, str]]:
-    """(the UI, its API key); alice is an admin of the UI, bob a user."""
+def login_ui(locked_server, keys, ui_python, tmp_path_factory) -> Iterator[tuple[UiProcess, str]]:
+    """(the UI, its API key); alice is an admin of the UI, bob a user. The UI stores eval
+    results (RecordEval), so its own key is an admin one."""
     folder = tmp_path_factory.mktemp("login")
-    # The UI stores eval results (RecordEval), so its own key is an admin one.
-    ui_key, _ = add_key(folder / "keys.yaml", "ui", "admin", Limits(0, 0, 0))
     users = folder / "users.yaml"
     Users({name: User(hash_password(password), "admin" if name == "alice" else "user")
            for name, password in PASSWORDS.items()}).save(users)  # fmt: skip
-    backend = BackendProcess(
-        tiny_registry,
-        extra_args=["--keys-file", str(folder / "keys.yaml"), *NO_CACHE],
-        log_path=folder / "backend.log",
+    ui = UiProcess(
+        locked_server.target,
+        extra_args=["--auth-file", str(users)],
+        env={"CHATFORGE_API_KEY": keys["admin"]},
+        log_path=folder / "ui.log",
+        python=ui_python,
     )
-    with backend:
-        ui = UiProcess(
-            backend.target,
-            extra_args=["--auth-file", str(users)],
-            env={"CHATFORGE_API_KEY": ui_key},
-            log_path=folder / "ui.log",
-            python=ui_python,
-        )
-        with ui:
-            yield ui, ui_key
+    with ui:
+        yield ui, keys["admin"]
 
 
 def sign_in(page: Page, ui: UiProcess, name: str, password: str) -> None:
@@ -75,6 +66,7 @@ def test_login_refuses_a_wrong_password_then_chats(page, login_ui, artifacts_dir
     sign_in(page, ui, "bob", PASSWORDS["bob"])
     # The model list comes from the backend: the UI's API key was accepted.
     expect(page.locator("#chat-model input")).to_have_value("tiny")
+    set_number(page, "chat-max-tokens", 16)
     ask(page, "What is the capital of France?")
     expect(page.locator("#chat-status")).to_contain_text("finish")
     assert page.locator("#chat-log [data-testid=bot]").last.inner_text().strip()
