@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -152,7 +154,7 @@ def test_connections_the_server_or_client_cannot_trust_fail(mtls_server, pki, se
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_cli_clients_take_tls_flags(mtls_server, pki):
+def test_cli_clients_and_evals_take_tls_flags(mtls_server, pki):
     flags = ["--target", mtls_server.target, "--tls-ca", str(pki["ca"]),
              "--tls-client-cert", str(pki["client_cert"]),
              "--tls-client-key", str(pki["client_key"])]  # fmt: skip
@@ -162,6 +164,12 @@ def test_cli_clients_take_tls_flags(mtls_server, pki):
     chat = run_backend("chat", "Hi", "--max-tokens", "4", *flags, timeout=120)
     assert chat.returncode == 0, chat.stderr
     assert "finish" in chat.stderr
+    evals = subprocess.run(
+        [sys.executable, "-m", "evals", "run", "smoke", "--size", "1", "--no-record", *flags],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert evals.returncode == 0, evals.stderr[-2000:]
+    assert "smoke v" in evals.stdout and "0 errors" in evals.stdout
     plain = run_backend("health", "--target", mtls_server.target, "--timeout", "2", timeout=60)
     assert plain.returncode == 1 and "not serving" in plain.stdout
 
