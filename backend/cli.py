@@ -1,4 +1,4 @@
-"""`python -m backend`: serve, prepare-default, chat and ingest.
+"""`python -m backend`: serve, prepare-default, chat, health, keys and ingest.
 
 Each subcommand validates its arguments and files before doing work and exits with a
 one-line message (not a traceback) when something is wrong.
@@ -16,8 +16,18 @@ import grpc
 
 from backend.guardrails.classifier import ClassifierError
 from backend.guardrails.policy import DEFAULT_POLICY, PolicyError
+from backend.keys import KeysError, Limits, add_key, list_keys, revoke_key
 from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
 from backend.retrieval.documents import IngestError
+from backend.serve_settings import ServeSettings
+from backend.settings import (
+    ClientSettings,
+    SettingsError,
+    add_client_flags,
+    env_name,
+    flag_name,
+    load_settings,
+)
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -25,7 +35,7 @@ _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def _collection_arg(value: str) -> tuple[str, str]:
     name, sep, folder = value.partition("=")
     if not sep or not _COLLECTION_NAME.match(name) or not folder:
-        raise argparse.ArgumentTypeError(
+        raise SettingsError(
             f"{value!r}: expected NAME=INDEX_DIR, e.g. pydocs=~/.cache/chatforge/collections/pydocs"
         )
     return name, folder
@@ -35,19 +45,22 @@ def _serve(args: argparse.Namespace) -> int:
     from backend.guardrails import Policy, load_policy
     from backend.response_cache import CacheConfig
     from backend.retrieval.index import being_built, current_folder, no_index_message
+    from backend.security import check_exposure
 
-    registry = load_registry(args.config)
+    settings = load_settings(ServeSettings, args)
+    check_exposure(settings)  # before anything loads: a refusal costs no start-up time
+    registry = load_registry(settings.config or DEFAULT_CONFIG)
     # Both files are checked before torch is imported. Without --policy the repository's
     # guardrails.yaml is used, and the built-in defaults (rules only) where there is none.
-    if args.policy is None and not DEFAULT_POLICY.exists():
+    if settings.policy is None and not DEFAULT_POLICY.exists():
         logging.getLogger("chatforge.guardrails").warning(
             "no %s: built-in guardrail defaults, rules only", DEFAULT_POLICY
         )
         policy = Policy()
     else:
-        policy = load_policy(args.policy or DEFAULT_POLICY)
+        policy = load_policy(settings.policy or DEFAULT_POLICY)
 
-    for name, folder in args.collection:
+    for name, folder in map(_collection_arg, settings.collection):
         registry.add_collection(name, folder)
     for name, spec in registry.collections.items():
         folder = Path(spec.index)
@@ -55,15 +68,21 @@ def _serve(args: argparse.Namespace) -> int:
         if current_folder(folder) is None and not being_built(folder):
             raise IngestError(f"collection {name}: {no_index_message(folder)}")
 
+    from backend.security import interceptors, server_credentials
     from backend.server import ServerConfig, serve_forever
 
     config = ServerConfig(
-        host=args.host,
-        port=args.port,
-        metrics_port=args.metrics_port,
-        grace_seconds=args.grace,
+        host=settings.host,
+        port=settings.port,
+        metrics_host=settings.metrics_host,
+        metrics_port=settings.metrics_port,
+        credentials=server_credentials(settings),
+        interceptors=interceptors(settings),
+        grace_seconds=settings.grace,
         policy=policy,
-        cache=CacheConfig(args.cache_entries, args.cache_mb * 1024 * 1024, args.cache_ttl),
+        cache=CacheConfig(
+            settings.cache_entries, settings.cache_mb * 1024 * 1024, settings.cache_ttl
+        ),
     )
     return serve_forever(registry, config)
 
@@ -83,7 +102,8 @@ def _chat(args: argparse.Namespace) -> int:
     if args.seed is not None:
         sampling["seed"] = args.seed
     rag = {"enabled": True, "collection": args.rag} if args.rag is not None else None
-    with ChatClient(args.target, timeout=args.timeout) as client:
+    settings = load_settings(ClientSettings, args)
+    with ChatClient(args.target, timeout=args.timeout, settings=settings) as client:
         finished = None
         for event in client.chat(args.question, model=args.model, sampling=sampling, rag=rag):
             kind = event.WhichOneof("event")
@@ -107,13 +127,6 @@ def _chat(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return number
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -186,36 +199,102 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 when the server at --target reports SERVING (a container health check)."""
+    from backend.client import ChatClient
+
+    with ChatClient(args.target, settings=load_settings(ClientSettings, args)) as client:
+        serving = client.is_serving(timeout=args.timeout)
+    print(f"{args.target}: {'SERVING' if serving else 'not serving'}")
+    return 0 if serving else 1
+
+
+def _keys(args: argparse.Namespace) -> int:
+    keys_file = args.keys_file or load_settings(ServeSettings).keys_file or "keys.yaml"
+    if args.keys_command == "add":
+        limits = Limits(args.requests_per_minute, args.concurrent_streams, args.tokens_per_minute)
+        plain, entry = add_key(keys_file, args.name, args.role, limits, args.expires_days)
+        expires = f", expires {entry.expires}" if entry.expires else ""
+        print(
+            f"added key {entry.id} ({entry.name}, role {entry.role}{expires}) to {keys_file}\n"
+            f"{plain}\n"
+            "This is the only time the key is shown: store it now (clients read it from "
+            "$CHATFORGE_API_KEY)."
+        )
+    elif args.keys_command == "revoke":
+        entry = revoke_key(keys_file, args.key)
+        print(f"revoked key {entry.id} ({entry.name}) on {entry.revoked}")
+    else:
+        print("id        name                 role   limits (rpm/streams/tpm)  status")
+        for key in list_keys(keys_file):
+            limits = key.limits
+            numbers = (
+                f"{limits.requests_per_minute}/{limits.concurrent_streams}/"
+                f"{limits.tokens_per_minute}"
+            )
+            status = (
+                f"revoked {key.revoked}" if key.revoked
+                else f"expires {key.expires}" if key.expires else "active"
+            )  # fmt: skip
+            print(f"{key.id}  {key.name:<20} {key.role:<6} {numbers:<25} {status}")
+    return 0
+
+
+def _add_keys_parser(sub) -> None:
+    keys = sub.add_parser("keys", help="manage the API keys file (add, list, revoke)")
+    keys.add_argument(
+        "--keys-file",
+        default=None,
+        help="API keys file (default: $CHATFORGE_KEYS_FILE, else keys.yaml)",
+    )
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    add = actions.add_parser("add", help="create a key and print it once")
+    add.add_argument("name", help="who or what uses the key, e.g. ui or alice")
+    add.add_argument("--role", default="user", help="user (chat, read) or admin (also writes)")
+    defaults = Limits()
+    add.add_argument(
+        "--requests-per-minute", type=int, default=defaults.requests_per_minute,
+        help="0: unlimited (default %(default)s)",
+    )  # fmt: skip
+    add.add_argument(
+        "--concurrent-streams", type=int, default=defaults.concurrent_streams,
+        help="open Chat streams at once; 0: unlimited (default %(default)s)",
+    )  # fmt: skip
+    add.add_argument(
+        "--tokens-per-minute", type=int, default=defaults.tokens_per_minute,
+        help="generated tokens per minute; 0: unlimited (default %(default)s)",
+    )  # fmt: skip
+    add.add_argument("--expires-days", type=float, default=None, help="default: never")
+    actions.add_parser("list", help="every key: id, name, role, limits, status")
+    revoke = actions.add_parser("revoke", help="refuse a key from now on (kept, marked)")
+    revoke.add_argument("key", help="the key's id, or its name when unique")
+    keys.set_defaults(run=_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="model registry YAML")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50051, help="gRPC port (0: any free port)")
-    serve.add_argument("--metrics-port", type=int, default=9100, help="Prometheus /metrics port")
-    serve.add_argument(
-        "--grace", type=float, default=30.0, help="seconds streams may finish on shutdown"
-    )
-    serve.add_argument(
-        "--policy", default=None, help="guardrail policy YAML (default: guardrails.yaml)"
-    )
-    serve.add_argument(
-        "--cache-entries", type=_non_negative, default=1024, help="response cache size (0: off)"
-    )
-    serve.add_argument("--cache-mb", type=_non_negative, default=64, help="response cache MiB")
-    serve.add_argument(
-        "--cache-ttl", type=float, default=3600.0, help="seconds a cached reply stays valid"
-    )
-    serve.add_argument(
-        "--collection",
-        type=_collection_arg,
-        action="append",
-        default=[],
-        metavar="NAME=INDEX_DIR",
-        help="add a retrieval collection (repeatable); replaces one of the same name",
-    )
+    # Every flag defaults to None: ServeSettings holds the defaults and reads the
+    # environment and .env for flags not given.
+    for field, info in ServeSettings.model_fields.items():
+        if field == "insecure_open":
+            serve.add_argument(
+                flag_name(field), action="store_true", default=None, help=info.description
+            )
+        elif field == "collection":
+            serve.add_argument(
+                flag_name(field), action="append", default=None, metavar="NAME=INDEX_DIR",
+                help="add a retrieval collection (repeatable); replaces one of the same name",
+            )  # fmt: skip
+        else:
+            default = "" if info.default is None else f"; default {info.default}"
+            serve.add_argument(
+                flag_name(field),
+                default=None,
+                help=f"{info.description} (${env_name(ServeSettings, field)}{default})",
+            )
     serve.set_defaults(run=_serve)
 
     prepare = sub.add_parser(
@@ -239,7 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer from documents (the server's default collection, or the one named); "
         "the sources are printed first",
     )
+    add_client_flags(chat)
     chat.set_defaults(run=_chat)
+
+    _add_keys_parser(sub)
+
+    health = sub.add_parser("health", help="exit 0 when the server reports SERVING")
+    health.add_argument("--target", default="127.0.0.1:50051", help="server host:port")
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait")
+    add_client_flags(health)
+    health.set_defaults(run=_health)
 
     ingest = sub.add_parser(
         "ingest", help="build or update a retrieval collection's index (incremental)"
@@ -277,7 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (RegistryError, PolicyError, ClassifierError, IngestError) as error:
+    except (
+        RegistryError,
+        PolicyError,
+        ClassifierError,
+        IngestError,
+        KeysError,
+        SettingsError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except grpc.RpcError as error:

@@ -6,6 +6,11 @@ Design decisions:
 - Retries (exponential backoff with full jitter) happen only on UNAVAILABLE and only before
   the first text delta: a retry then cannot duplicate answer text. A retried call may
   repeat its `started` event; consumers treat `started` as "(re)starting".
+- How to reach the server (API key, TLS) is a `ClientSettings`, read from the environment
+  when not given: every client (UI, evals, benchmarks, the chat CLI) then authenticates
+  the same way and no caller passes a secret on a command line. The key travels as
+  `authorization: Bearer` metadata added by a channel interceptor, which works over TLS
+  and over plaintext loopback alike (gRPC call credentials require TLS).
 - A `ChatStream` can be cancelled from another thread (a UI stop button); closing its
   iterator early cancels the gRPC call too, so an abandoned stream never keeps the server
   generating.
@@ -16,12 +21,15 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from backend.settings import ClientSettings, load_settings
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
 # gRPC's own reconnect backoff grows to 2 minutes after refused connections, during which
@@ -96,17 +104,70 @@ class ChatStream:
             time.sleep(pause)
 
 
+class _BearerAuth(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer KEY` to every call of a channel."""
+
+    def __init__(self, key: str) -> None:
+        self._header = ("authorization", f"Bearer {key}")
+
+    def _with_key(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._header],
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._with_key(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._with_key(client_call_details), request)
+
+
+class _CallDetails(
+    namedtuple(
+        "_CallDetails",
+        ["method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"],
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.expanduser().read_bytes() if path is not None else None
+
+
+def open_channel(target: str, settings: ClientSettings) -> grpc.Channel:
+    """A channel to `target`: TLS when the settings name a CA, the API key when they have one."""
+    if settings.tls:
+        credentials = grpc.ssl_channel_credentials(
+            _read(settings.tls_ca), _read(settings.tls_client_key), _read(settings.tls_client_cert)
+        )
+        channel = grpc.secure_channel(target, credentials, options=_CHANNEL_OPTIONS)
+    else:
+        channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+    if settings.api_key is not None:
+        channel = grpc.intercept_channel(channel, _BearerAuth(settings.api_key.get_secret_value()))
+    return channel
+
+
 class ChatClient:
     def __init__(
         self,
         target: str = "127.0.0.1:50051",
         timeout: float | None = 300.0,
         retry: RetryPolicy | None = None,
+        settings: ClientSettings | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self.channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self.settings = settings or load_settings(ClientSettings)
+        self.channel = open_channel(target, self.settings)
         self.stub = chat_pb2_grpc.ChatServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.client import ChatClient
+from backend.settings import ClientSettings
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+) metrics on (\S+):(\d+)")
 
@@ -54,7 +55,9 @@ class BackendProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | str | None = None,
+        client: ClientSettings | None = None,
     ) -> None:
+        """`client`: how to reach it (TLS, key) for the health check; default: environment."""
         self.args = [sys.executable, "-m", "backend", "serve", "--host", host]
         self.args += ["--port", str(port), "--metrics-port", str(metrics_port)]
         if config is not None:
@@ -64,7 +67,9 @@ class BackendProcess:
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="backend-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
         self.host = host
+        self.client = client
         self.port = 0
+        self.metrics_host = host
         self.metrics_port = 0
 
     @property
@@ -73,7 +78,7 @@ class BackendProcess:
 
     @property
     def metrics_url(self) -> str:
-        return f"http://{self.host}:{self.metrics_port}/metrics"
+        return f"http://{self.metrics_host}:{self.metrics_port}/metrics"
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -89,6 +94,7 @@ class BackendProcess:
             match = _LISTENING.search(self.log_path.read_text(errors="replace"))
             if match:
                 self.port, self.metrics_port = int(match[2]), int(match[4])
+                self.metrics_host = match[3]
             elif time.monotonic() > deadline:
                 self.stop()
                 raise BackendError(f"backend did not start listening:\n{self.log_tail()}")
@@ -99,7 +105,7 @@ class BackendProcess:
         return self
 
     def wait_serving(self, timeout: float) -> None:
-        with ChatClient(self.target) as client:
+        with ChatClient(self.target, settings=self.client) as client:
             deadline = time.monotonic() + timeout
             while not client.is_serving(timeout=1.0):
                 self._check_alive()

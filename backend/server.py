@@ -18,6 +18,9 @@ Design decisions:
   many are left every few seconds; streams in flight may finish within the grace period.
   A second signal, or the end of the grace period, cancels whatever is left (the engines
   stop, so every stream ends within one decode step), and the process exits 0.
+- Security is configured, not decided, here: TLS credentials and the API key interceptor
+  come in the config (backend/security.py builds them from the settings); /metrics binds
+  to its own address, 127.0.0.1 unless told otherwise.
 - Port 0 asks the OS for a free port; the ports actually bound are logged in one line
   (`listening on HOST:PORT metrics on HOST:PORT`) that tests and scripts can read.
 """
@@ -56,8 +59,12 @@ DRAIN_PROGRESS_EVERY = 5.0  # seconds between two "still waiting" lines of a dra
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = 9100
     grace_seconds: float = 30.0
+    # TLS (None: plaintext) and the API key interceptor, from backend/security.py.
+    credentials: grpc.ServerCredentials | None = None
+    interceptors: list[grpc.aio.ServerInterceptor] = field(default_factory=list)
     cpu_workers: int = 4  # threads for the CPU-bound steps of calls (guardrails, retrieval)
     policy: Policy = field(default_factory=Policy)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -109,7 +116,7 @@ class ChatServer:
 
     async def start(self) -> None:
         """Listen at once (health NOT_SERVING) and load the models in the background."""
-        self._grpc = grpc.aio.server()
+        self._grpc = grpc.aio.server(interceptors=self.config.interceptors)
         self._grpc.add_generic_rpc_handlers(
             (service_handler(SERVICE, self.service, self.service.reject),)
         )
@@ -122,17 +129,24 @@ class ChatServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.config.host}:{self.config.port}"
         try:
-            self.port = self._grpc.add_insecure_port(address)
+            if self.config.credentials is None:
+                self.port = self._grpc.add_insecure_port(address)
+            else:
+                self.port = self._grpc.add_secure_port(address, self.config.credentials)
         except RuntimeError:
             self.port = 0
         if self.port == 0:
             raise OSError(f"cannot listen on {address}: the port is taken or not allowed")
         await self._grpc.start()
-        self._metrics_server, _ = self.metrics.serve(self.config.metrics_port, self.config.host)
+        self._metrics_server, _ = self.metrics.serve(
+            self.config.metrics_port, self.config.metrics_host
+        )
         self.metrics_port = self._metrics_server.server_port
         log.info(
-            "listening on %s:%d metrics on %s:%d",
-            self.config.host, self.port, self.config.host, self.metrics_port,
+            "listening on %s:%d metrics on %s:%d (%s, %s)",
+            self.config.host, self.port, self.config.metrics_host, self.metrics_port,
+            "TLS" if self.config.credentials else "plaintext",
+            "API keys" if self.config.interceptors else "open",
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         threading.Thread(target=self._load, args=(loop,), name="loader", daemon=True).start()

@@ -6,7 +6,8 @@
 Without --target it starts a server (bench/ and tests share `BackendProcess`). Locust runs
 headless as a child process with bench/locustfile.py; its final JSON statistics are turned
 into a summary (requests, failures, requests/s, TTFT and stream latency percentiles,
-completion tokens/s across all users), printed, written to runs/bench/ and journalled.
+completion tokens/s across all users, and what 1,000 generated tokens cost at that rate:
+deploy/prices.yaml, bench/cost.py), printed, written to runs/bench/ and journalled.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ sys.path.insert(0, str(REPO))
 
 from backend.launcher import BackendProcess  # noqa: E402
 from backend.registry import DEFAULT_CONFIG  # noqa: E402
+from bench.cost import (  # noqa: E402
+    add_cost_flags,
+    describe_serving,
+    detect_hardware,
+    load_prices,
+    serving_cost,
+)
 from evals.journal import append_entry  # noqa: E402
 
 
@@ -92,7 +100,9 @@ def main() -> None:
     parser.add_argument("--duration", default="60s", help="locust run time, e.g. 30s, 2m")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--out", default=str(REPO / "runs" / "bench"))
+    add_cost_flags(parser)
     args = parser.parse_args()
+    prices = load_prices(args.prices)
     if args.users < 1 or args.spawn_rate <= 0 or args.max_tokens < 1:
         parser.error("--users and --max-tokens must be >= 1 and --spawn-rate > 0")
 
@@ -110,6 +120,11 @@ def main() -> None:
             sys.exit("locust wrote no statistics; see its output above")
         stats = json.loads(raw.read_text())
     summary = summarize(stats)
+    # A remote --target's hardware is unknown here: the operator names it with --hardware.
+    hardware = args.hardware or ("gpu_vm" if args.target else detect_hardware())
+    cost = serving_cost(prices, hardware, summary["completion_tokens_per_s"], args.max_tokens)
+    summary["usd_per_1k_tokens"] = cost["usd_per_1k_tokens_backend"]
+    summary["usd_per_1k_tokens_ui"] = cost["usd_per_1k_tokens_ui"]
     result = {"settings": vars(args), "summary": summary, "stats": stats}
     path = out / f"load-{stamp}.json"
     path.write_text(json.dumps(result, indent=2))
@@ -118,7 +133,8 @@ def main() -> None:
         f"{summary['requests_per_s']:.2f} streams/s, "
         f"TTFT p50 {summary['ttft_p50_ms']:.0f} ms p95 {summary['ttft_p95_ms']:.0f} ms, "
         f"stream p50 {summary['stream_p50_ms']:.0f} ms p95 {summary['stream_p95_ms']:.0f} ms, "
-        f"{summary['completion_tokens_per_s']:.1f} completion tokens/s\nwritten {path}"
+        f"{summary['completion_tokens_per_s']:.1f} completion tokens/s\n"
+        f"{describe_serving(cost)}\nwritten {path}"
     )
     append_entry(
         "load",

@@ -11,8 +11,9 @@ batch 1 and a left-padded static batch of 16; and llama.cpp (`llama-cpp-python`,
 `make bench-serve` installs) on the model's own Q4 GGUF, one stream. Then a 5-turn
 conversation with and without prefix reuse (TTFT per turn), 16 streams of 500-token
 prompts (TTFT), and whether every prompt's greedy answer was the same alone and in the
-16-stream wave. Medians and ratios are printed; JSON goes to runs/bench/ with a daily-log
-entry.
+16-stream wave. Medians and ratios are printed, with the cost of 1,000 generated tokens at
+each wave's aggregate rate (deploy/prices.yaml, bench/cost.py); JSON goes to runs/bench/
+with a daily-log entry.
 
     python bench/serve.py [--concurrency 1,4,16,64] [--max-tokens 128] [--skip-llamacpp]
 """
@@ -38,6 +39,13 @@ from backend.client import ChatClient  # noqa: E402
 from backend.gguf_convert import builtin_gguf_path, prepare_gguf  # noqa: E402
 from backend.launcher import BackendProcess  # noqa: E402
 from bench import percentiles  # noqa: E402
+from bench.cost import (  # noqa: E402
+    add_cost_flags,
+    describe_serving,
+    detect_hardware,
+    load_prices,
+    serving_cost,
+)
 from evals.journal import append_entry  # noqa: E402
 from training.sources import shakespeare_root  # noqa: E402
 
@@ -222,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--skip-llamacpp", action="store_true")
+    add_cost_flags(parser)
     args = parser.parse_args(argv)
+    prices = load_prices(args.prices)
     levels = [int(c) for c in args.concurrency.split(",")]
     if not args.skip_llamacpp and importlib.util.find_spec("llama_cpp") is None:
         parser.error(
@@ -277,6 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"5-turn TTFT ms, prefix reuse {with_prefix} vs none {without_prefix}", flush=True)
     result["sweep"] = {str(k): v for k, v in sweep.items()}
+    hardware = args.hardware or detect_hardware()
+    result["cost"] = {
+        str(level): serving_cost(
+            prices, hardware, sweep[level]["aggregate_tokens_per_s"], args.max_tokens
+        )
+        for level in levels
+    }
+    for level in levels:
+        print(f"{level:>3} streams, {describe_serving(result['cost'][str(level)])}", flush=True)
     print("transformers generate ...", flush=True)
     result["transformers"] = hf_generate(path, tokenizer, requests, args.max_tokens)
     print(f"transformers: {result['transformers']}", flush=True)
@@ -308,7 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     append_entry(
         "bench",
         "serve (continuous batching vs transformers, llama.cpp, the serial engine)",
-        {"16 streams tok/s": agg16, "1 stream tok/s": one, **ratios},
+        {
+            "16 streams tok/s": agg16,
+            "1 stream tok/s": one,
+            **{
+                f"USD per 1k tokens, {level} streams": cost["usd_per_1k_tokens_backend"]
+                for level, cost in result["cost"].items()
+            },
+            **ratios,
+        },
         artifacts=[out],
     )
     return 0

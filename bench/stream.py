@@ -4,8 +4,9 @@ For the same prompt and settings (greedy, so both produce the same tokens), meas
 first token and decode tokens/s (a) straight through the engine in this process, (b)
 through a real server process and the Python client, and (c) through a second server whose
 output guardrails are off, taking turns so drift in the machine's load affects all alike.
-Prints medians and the ratios against (a), writes JSON under runs/bench/ and a daily-log
-entry.
+Prints medians and the ratios against (a), and the cost per 1,000 generated tokens of the
+served path (deploy/prices.yaml, bench/cost.py); writes JSON under runs/bench/ and a
+daily-log entry.
 
     python bench/stream.py [--runs 7] [--max-tokens 128] [--config models.yaml] [--model M]
 """
@@ -27,6 +28,13 @@ from backend.launcher import BackendProcess  # noqa: E402
 from backend.model_loader import load_model  # noqa: E402
 from backend.registry import DEFAULT_CONFIG, load_registry  # noqa: E402
 from backend.sampling import SamplingConfig  # noqa: E402
+from bench.cost import (  # noqa: E402
+    add_cost_flags,
+    describe_serving,
+    detect_hardware,
+    load_prices,
+    serving_cost,
+)
 from evals.journal import append_entry  # noqa: E402
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
@@ -77,9 +85,11 @@ def main() -> None:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG))
     parser.add_argument("--model", default="", help="registry name (default: the default)")
     parser.add_argument("--out", default=str(REPO / "runs" / "bench"))
+    add_cost_flags(parser)
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    prices = load_prices(args.prices)
 
     registry = load_registry(args.config)
     name = args.model or registry.default_model
@@ -138,6 +148,12 @@ def main() -> None:
     for key in servers:
         result[key]["tokens_per_s_ratio"] = result[key]["tokens_per_s"] / base["tokens_per_s"]
         result[key]["added_ttft_ms"] = result[key]["ttft_ms"] - base["ttft_ms"]
+    result["cost"] = serving_cost(
+        prices,
+        args.hardware or detect_hardware(),
+        result["grpc"]["tokens_per_s"],
+        median(rows["grpc"], "tokens"),
+    )
     path = out / f"stream-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
 
@@ -153,8 +169,10 @@ def main() -> None:
             f"(target >= 0.95); added time to first token: "
             f"{result[key]['added_ttft_ms']:+.1f} ms (target <= 15)"
         )
+    print(f"  one stream through the server, {describe_serving(result['cost'])}")
     print(f"  written {path}")
     numbers: dict[str, object] = {"model": name, "runs": args.runs}
+    numbers["USD per 1k tokens (one stream)"] = result["cost"]["usd_per_1k_tokens_backend"]
     for key in servers:
         numbers[f"{key} tok/s ratio"] = result[key]["tokens_per_s_ratio"]
         numbers[f"{key} added TTFT ms"] = result[key]["added_ttft_ms"]

@@ -4,8 +4,9 @@ Both models get the same weights (ours exported through `training.export.to_llam
 same loop (`training.loop.accumulate_gradients`, AdamW, clipping), the same batch and the
 same precision, in the same process; rounds alternate between them, in alternating order,
 so background load hits both alike. Prints tokens/s of each and their ratio; on CUDA also
-model FLOPs utilisation (MFU = FLOPs/token x tokens/s / peak bf16 FLOPs). Writes JSON and a
-daily-log entry.
+model FLOPs utilisation (MFU = FLOPs/token x tokens/s / peak bf16 FLOPs), and what a
+million training tokens and a run of `--run-tokens` cost at our model's rate
+(deploy/prices.yaml, bench/cost.py). Writes JSON and a daily-log entry.
 
     python bench/train.py                    # CPU: a 4-layer, 256-wide model, seq 256
     python bench/train.py --preset gpu-150m  # CUDA: ~150M parameters, seq 1024, bf16 + compile
@@ -28,6 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.cost import add_cost_flags, load_prices, training_cost  # noqa: E402
 from evals.journal import append_entry  # noqa: E402
 from training.bpe import train_tokenizer  # noqa: E402
 from training.export import to_llama  # noqa: E402
@@ -72,7 +74,12 @@ def main() -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--peak-flops", type=float, help="override the device's bf16 peak")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
+    parser.add_argument(
+        "--run-tokens", type=int, default=100_000_000, help="tokens of the run to price"
+    )
+    add_cost_flags(parser)
     args = parser.parse_args()
+    prices = load_prices(args.prices)  # a bad table fails before the benchmark, not after
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preset = dict(PRESETS[args.preset or ("gpu-150m" if device.type == "cuda" else "cpu")])
@@ -146,6 +153,9 @@ def main() -> None:
     if peak:
         result["mfu"] = {k: v * flops_per_token / peak for k, v in tokens_per_s.items()}
         result["peak_flops"] = peak
+    hardware = args.hardware or ("gpu_vm" if on_cuda else "cpu_host")
+    cost = training_cost(prices, hardware, tokens_per_s["ours"], args.run_tokens)
+    result["cost"] = cost
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"train-{'cuda' if on_cuda else 'cpu'}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -155,11 +165,18 @@ def main() -> None:
     for name, value in tokens_per_s.items():
         mfu = f", MFU {result['mfu'][name]:.1%}" if peak else ""
         print(f"  {name:12s} {value:10.0f} tokens/s{mfu}")
+    print(
+        f"cost on {cost['hardware']} (${cost['usd_per_hour']:.3f}/h): "
+        f"${cost['usd_per_1m_tokens']:.4f} per million training tokens; a run of "
+        f"{args.run_tokens:,} tokens: {cost['run_hours']:.1f} h, ${cost['usd_per_run']:.2f}"
+    )
     print(f"ratio ours / transformers: {ratio:.2f}x  (written to {path})")
     numbers = {
         "ours tokens/s": tokens_per_s["ours"],
         "transformers tokens/s": tokens_per_s["transformers"],
         "ratio": ratio,
+        "USD per 1M training tokens": cost["usd_per_1m_tokens"],
+        f"USD per run of {args.run_tokens:,} tokens": cost["usd_per_run"],
     }
     if peak:
         numbers["ours MFU"] = result["mfu"]["ours"]

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.settings import add_client_flags
 from evals.errors import EvalError
 
 
@@ -28,6 +29,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from backend.settings import ClientSettings, load_settings
     from evals.report import metrics_table
     from evals.runner import run_suite
     from evals.suites import SuiteConfig, get_suite
@@ -48,7 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         options=options,
     )
-    target = open_target(args.target, model=args.model, concurrency=args.concurrency)
+    settings = load_settings(ClientSettings, args)
+    target = open_target(args.target, args.model, args.concurrency, settings=settings)
     try:
         outcome = run_suite(
             args.suite,
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-eval", default=None, help="guardrails: the public attack sets' folder"
     )
     run.add_argument("--out", default=None, help="folder for run folders (default runs/evals)")
+    add_client_flags(run)
     run.add_argument("--resume", default=None, help="continue an interrupted run folder")
     run.add_argument(
         "--no-record", action="store_true", help="do not copy results into the model's evals/"
@@ -164,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from backend.settings import SettingsError
     from evals.runner import EvalInterrupted
 
     args = build_parser().parse_args(argv)
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     except EvalInterrupted as error:
         print(f"{error}", file=sys.stderr)
         return 130
-    except EvalError as error:
+    except (EvalError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

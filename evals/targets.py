@@ -32,6 +32,7 @@ from typing import Protocol
 import grpc
 
 from backend.client import ChatClient
+from backend.settings import ClientSettings
 from evals.errors import EvalError
 
 
@@ -81,12 +82,19 @@ def rpc_message(error: grpc.RpcError) -> str:
 class LiveTarget:
     kind = "live"
 
-    def __init__(self, address: str, model: str = "", concurrency: int = 1, timeout=300.0):
+    def __init__(
+        self,
+        address: str,
+        model: str = "",
+        concurrency: int = 1,
+        timeout=300.0,
+        settings: ClientSettings | None = None,
+    ):
         if concurrency < 1:
             raise EvalError(f"--concurrency must be at least 1, not {concurrency}")
         self.address = address
         self.concurrency = concurrency
-        self.client = ChatClient(address, timeout=timeout)
+        self.client = ChatClient(address, timeout=timeout, settings=settings)
         if not self.client.wait_until_serving(timeout=30):
             self.client.close()
             raise EvalError(
@@ -275,9 +283,14 @@ class CheckpointTarget:
 
 
 def open_target(
-    target: str, model: str = "", concurrency: int = 1, timeout: float = 300.0
+    target: str,
+    model: str = "",
+    concurrency: int = 1,
+    timeout: float = 300.0,
+    settings: ClientSettings | None = None,
 ) -> Target:
-    """`host:port` is a live server; an existing folder is a checkpoint."""
+    """`host:port` is a live server (reached with `settings`: API key, TLS); an existing
+    folder is a checkpoint."""
     path = Path(target).expanduser()
     if path.is_dir():
         if concurrency != 1:
@@ -291,4 +304,4 @@ def open_target(
             f"--target {target!r}: give a server as HOST:PORT (e.g. 127.0.0.1:50051) or an "
             "existing checkpoint folder"
         )
-    return LiveTarget(target, model=model, concurrency=concurrency, timeout=timeout)
+    return LiveTarget(target, model, concurrency, timeout, settings)

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from backend.keys import Limits, add_key
 from backend.launcher import BackendProcess
 from tests.tiny_model import make_tiny_model
 from training.corpus import build_corpus
@@ -73,6 +75,40 @@ def default_server(tmp_path_factory):
     registry = folder / "models.yaml"
     registry.write_text("models:\n  smollm2-135m-instruct:\n    gguf: builtin\n    default: true\n")
     with BackendProcess(registry, extra_args=NO_CACHE, log_path=folder / "server.log") as server:
+        yield server
+
+
+# --- API keys: a keys file and a server that requires them -----------------------------
+
+UNLIMITED = Limits(0, 0, 0)
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory) -> dict[str, str]:
+    """Plain keys by role or purpose, in one keys file (`keys["file"]`)."""
+    path = tmp_path_factory.mktemp("keys") / "keys.yaml"
+    made = {"file": str(path)}
+    made["admin"], _ = add_key(path, "admin", "admin", UNLIMITED)
+    made["user"], _ = add_key(path, "user", "user", UNLIMITED)
+    made["to-revoke"], _ = add_key(path, "to-revoke", "user", UNLIMITED)
+    made["rpm"], _ = add_key(path, "rpm", "user", Limits(3, 0, 0))
+    made["streams"], _ = add_key(path, "streams", "user", Limits(0, 1, 0))
+    made["tpm"], _ = add_key(path, "tpm", "user", Limits(0, 0, 20))
+    made["expired"], _ = add_key(path, "expired", "user", UNLIMITED, expires_days=1)
+    data = yaml.safe_load(path.read_text())
+    for entry in data["keys"]:
+        if entry["name"] == "expired":
+            entry["expires"] = "2020-01-01T00:00:00+00:00"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return made
+
+
+@pytest.fixture(scope="session")
+def locked_server(tiny_registry, keys, tmp_path_factory):
+    """The tiny models behind API keys (`keys`); shared by the auth and UI login tests."""
+    log = tmp_path_factory.mktemp("logs") / "locked-server.log"
+    extra = ["--keys-file", keys["file"], *NO_CACHE]
+    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
         yield server
 
 

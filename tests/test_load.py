@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from bench.cost import load_prices
 from bench.load import percentile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +25,7 @@ def test_load_run_against_a_server(tiny_server, tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "load.py"), "--target", tiny_server.target,
          "--users", "2", "--spawn-rate", "2", "--duration", "6s", "--max-tokens", "8",
-         "--out", str(tmp_path)],
+         "--out", str(tmp_path), "--hardware", "cpu_host"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -33,3 +36,9 @@ def test_load_run_against_a_server(tiny_server, tmp_path):
     assert 0 < summary["ttft_p50_ms"] <= summary["stream_p95_ms"]
     assert summary["completion_tokens_per_s"] > 0
     assert "streams," in result.stdout
+    # The cost at the measured rate, from the price table, printed and in the summary
+    # (which is also the daily-log entry's numbers).
+    hourly = load_prices().hardware["cpu_host"].per_hour
+    expected = hourly / (summary["completion_tokens_per_s"] * 3600) * 1000
+    assert summary["usd_per_1k_tokens"] == pytest.approx(expected)
+    assert f"${expected:.5f} per 1,000 generated tokens" in result.stdout

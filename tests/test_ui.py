@@ -28,7 +28,9 @@ def ui_without_backend(tmp_path_factory) -> Iterator[UiProcess]:
     (all interfaces) and with --share, which cannot open its tunnel from here."""
     log = tmp_path_factory.mktemp("logs") / "ui-no-backend.log"
     backend = f"127.0.0.1:{free_port()}"
-    with UiProcess(backend, host="0.0.0.0", extra_args=["--share"], log_path=log) as process:
+    with UiProcess(
+        backend, host="0.0.0.0", extra_args=["--share", "--public"], log_path=log
+    ) as process:
         yield process
 
 

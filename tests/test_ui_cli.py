@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ui.__main__ import parse_args
+from ui.__main__ import parse_all
 
 
 def run_ui(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -25,27 +25,29 @@ def run_ui(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 def test_port_and_backend_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("PORT", "8123")
     monkeypatch.setenv("CHATFORGE_BACKEND", "backend.internal:50051")
-    args = parse_args([])
+    args = parse_all([])[0]
     assert (args.port, args.backend, args.host) == (8123, "backend.internal:50051", "127.0.0.1")
-    args = parse_args(["--port", "9000", "--backend", "10.0.0.5:7000", "--host", "0.0.0.0"])
+    args = parse_all(["--port", "9000", "--backend", "10.0.0.5:7000", "--host", "0.0.0.0"])[0]
     assert (args.port, args.backend, args.host) == (9000, "10.0.0.5:7000", "0.0.0.0")
 
 
 def test_defaults_without_environment(monkeypatch):
     monkeypatch.delenv("PORT", raising=False)
     monkeypatch.delenv("CHATFORGE_BACKEND", raising=False)
-    args = parse_args([])
+    args = parse_all([])[0]
     assert (args.port, args.backend, args.share) == (7860, "127.0.0.1:50051", False)
 
 
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--port", "http"], {}, "argument --port: 'http' is not a port number"),
+        (["--port", "http"], {}, "--port (or $PORT): 'http' is not a port number"),
         (["--port", "70000"], {}, "'70000' is not a port number"),
-        ([], {"PORT": "eighty"}, "$PORT: 'eighty' is not a port number"),
-        (["--backend", "localhost"], {}, "'localhost' (from --backend or $CHATFORGE_BACKEND)"),
-        ([], {"CHATFORGE_BACKEND": "no-port"}, "'no-port' (from --backend or $CHATFORGE_BACKEND)"),
+        ([], {"PORT": "eighty"}, "--port (or $PORT): 'eighty' is not a port number"),
+        (["--backend", "localhost"], {}, "(or $CHATFORGE_BACKEND): 'localhost' is not HOST:PORT"),
+        ([], {"CHATFORGE_BACKEND": "no-port"}, "--backend (or $CHATFORGE_BACKEND): 'no-port'"),
+        (["--share"], {}, "--share publishes the UI to anyone with the link; add a login"),
+        (["--auth-file", "nowhere.yaml"], {}, "--auth-file nowhere.yaml does not exist"),
     ],
 )
 def test_bad_settings_are_named_without_a_traceback(args, env, message, monkeypatch):

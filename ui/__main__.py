@@ -5,6 +5,10 @@ Design decisions:
   and `$CHATFORGE_BACKEND` (where the backend lives); flags override both.
 - Arguments are checked before Gradio is imported, so a typo costs no start-up time and
   ends in one line saying what to fix, not a traceback.
+- Settings come from flags, the environment or `.env` (ui/settings.py); the API key the UI
+  sends to the backend only from the environment.
+- `--auth-file users.yaml` turns on Gradio's login (ui/users.py); `--share` refuses to
+  start without one unless `--public` says so explicitly.
 - `--share` uses Gradio's tunnel. Without internet access Gradio prints its own reason and
   carries on locally; we add one plain line saying the app is local only, and keep serving.
 - SIGINT and SIGTERM (Ctrl-C, `docker stop`, `make demo` shutting down) close the server
@@ -15,74 +19,72 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 import threading
 
-DEFAULT_BACKEND = "127.0.0.1:50051"
-DEFAULT_PORT = 7860
-_TARGET = re.compile(r"^\S+:\d{1,5}$")
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return int(text)
-
-
-def _backend(text: str) -> str:
-    if not _TARGET.match(text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} (from --backend or $CHATFORGE_BACKEND) is not HOST:PORT, "
-            f"e.g. {DEFAULT_BACKEND}"
-        )
-    return text
+from backend.settings import (
+    ClientSettings,
+    SettingsError,
+    add_client_flags,
+    env_name,
+    flag_name,
+    load_settings,
+)
+from ui.settings import UiSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ui", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--backend",
-        type=_backend,
-        default=os.environ.get("CHATFORGE_BACKEND", DEFAULT_BACKEND),
-        help="gRPC backend HOST:PORT (default: $CHATFORGE_BACKEND or %(default)s)",
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to serve on (0.0.0.0 in containers)"
-    )
-    parser.add_argument(
-        "--port", type=_port, default=None, help=f"HTTP port (default: $PORT or {DEFAULT_PORT})"
-    )
-    parser.add_argument("--share", action="store_true", help="also open a public Gradio link")
+    # Every flag defaults to None: UiSettings holds the defaults and reads the environment.
+    for field, info in UiSettings.model_fields.items():
+        variable = env_name(UiSettings, field)
+        if info.annotation is bool:
+            parser.add_argument(
+                flag_name(field), action="store_true", default=None, help=info.description
+            )
+        else:
+            parser.add_argument(
+                flag_name(field),
+                default=None,
+                help=f"{info.description} (default: ${variable}, else {info.default})",
+            )
+    add_client_flags(parser)
     return parser
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_all(argv: list[str] | None = None) -> tuple[UiSettings, ClientSettings]:
+    """The UI's settings and how it reaches the backend; exits 2 naming a bad setting."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.port is None:
-        try:
-            args.port = _port(os.environ.get("PORT", str(DEFAULT_PORT)))
-        except argparse.ArgumentTypeError as error:
-            parser.error(f"$PORT: {error}")
-    return args
+    try:
+        return load_settings(UiSettings, args), load_settings(ClientSettings, args)
+    except SettingsError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, client_settings = parse_all(argv)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from ui.app import build_app
+    from ui.users import Users, UsersError
 
-    app = build_app(args.backend)
+    try:
+        users = Users.load(args.auth_file) if args.auth_file else None
+    except UsersError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = build_app(args.backend, users, client_settings)
     try:
         app.launch(
             server_name=args.host,
             server_port=args.port,
             share=args.share,
+            auth=users.authenticate if users else None,
+            auth_message="chatforge: sign in with the name and password you were given",
             prevent_thread_lock=True,
             quiet=True,
         )

@@ -10,6 +10,10 @@ Design decisions:
   session are listed too, in case the server could not store them (a hub-id model).
 - The per-item table is the error-analysis view: one row per item with its scores, input,
   reference and output, filterable to failures (errors and items that did not pass).
+- Running a suite writes (results on the server through `RecordEval`, a run folder, the
+  daily log), so behind a login only `admin` users see the Run button, and the handler
+  checks the role again: a hidden button is not a permission. Reading and comparing
+  stored runs is open to every signed-in user.
 - Suites whose items carry a label and a prediction are classifications: their confusion
   matrix (a pandas crosstab, drawn with matplotlib; the UI image has no scikit-learn) is
   shown, for `choice` gold letter against picked letter, which shows a bias towards an
@@ -38,6 +42,7 @@ from evals.suites import SUITES, SuiteConfig, get_suite
 from evals.targets import LiveTarget
 from ui.chat_tab import ClientFactory
 from ui.errors import BACKEND_ERRORS, describe_error
+from ui.users import Users, role_of
 
 Runs = dict[str, RunResult]  # "model/file name" -> result
 
@@ -141,8 +146,11 @@ def stored_runs(client, models: list[str] | None = None) -> Runs:
 
 
 class EvalsTab:
-    def __init__(self, app: gr.Blocks, client_factory: ClientFactory) -> None:
+    def __init__(
+        self, app: gr.Blocks, client_factory: ClientFactory, users: Users | None = None
+    ) -> None:
         self.client_factory = client_factory
+        self.users = users
         self.session_runs = gr.State({})  # runs made here, kept if the server cannot store
         with gr.Row():
             with gr.Column(scale=2):
@@ -182,7 +190,7 @@ class EvalsTab:
                 self.compare = gr.Button("Compare", elem_id="evals-compare")
             self.comparison = gr.Markdown(elem_id="evals-comparison")
 
-        listing = [self.models, self.inspect, self.run_a, self.run_b, self.status]
+        listing = [self.models, self.inspect, self.run_a, self.run_b, self.status, self.run]
         self.refresh.click(self.load, self.session_runs, listing)
         app.load(self.load, self.session_runs, listing)
         self.run.click(
@@ -207,22 +215,36 @@ class EvalsTab:
     def _all_runs(self, session_runs: Runs, models: list[str] | None = None) -> Runs:
         return {**stored_runs(self.client_factory(), models), **session_runs}
 
-    def load(self, session_runs: Runs) -> tuple[Any, ...]:
+    def _refusal(self, request: gr.Request | None) -> str | None:
+        """Why this signed-in user may not run suites, or None when they may."""
+        username = getattr(request, "username", None)
+        if role_of(self.users, username) == "admin":
+            return None
+        return (
+            f"Running a suite writes results, which needs an admin user; `{username}` "
+            "can read and compare the stored runs."
+        )
+
+    def load(self, session_runs: Runs, request: gr.Request) -> tuple[Any, ...]:
+        refusal = self._refusal(request)
+        run_button = gr.Button(visible=refusal is None)
         client = self.client_factory()
         try:
             listing = client.list_models()
             runs = self._all_runs(session_runs, [m.name for m in listing.models])
         except BACKEND_ERRORS as error:
             message = describe_error(error, client.target)
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, run_button
         names = [m.name for m in listing.models]
         keys = sorted(runs, reverse=True)
+        status = f"{len(names)} models served, {len(keys)} stored runs."
         return (
             gr.CheckboxGroup(choices=names, value=[listing.default_model or names[0]]),
             gr.Dropdown(choices=keys, value=keys[0] if keys else None),
             gr.Dropdown(choices=keys),
             gr.Dropdown(choices=keys),
-            f"{len(names)} models served, {len(keys)} stored runs.",
+            f"{status} {refusal}" if refusal else status,
+            run_button,
         )
 
     def run_suites(
@@ -231,8 +253,12 @@ class EvalsTab:
         models: list[str],
         size: float | None,
         session_runs: Runs,
+        request: gr.Request,
         progress=gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
     ):
+        refusal = self._refusal(request)
+        if refusal:
+            return gr.skip(), refusal, session_runs, *[gr.skip()] * 3
         if not models:
             return gr.skip(), "Pick at least one model.", session_runs, *[gr.skip()] * 3
         config = SuiteConfig(size=int(size) if size else None)
@@ -242,7 +268,7 @@ class EvalsTab:
         try:
             get_suite(suite)
             for model in models:
-                target = LiveTarget(client.target, model=model)
+                target = LiveTarget(client.target, model=model, settings=client.settings)
                 try:
 
                     def report(finished: int, total: int, model=model) -> None:
@@ -317,6 +343,9 @@ class EvalsTab:
             return describe_error(error, client.target)
 
 
-def build_evals_tab(app: gr.Blocks, client_factory: ClientFactory) -> EvalsTab:
-    """Lay out the Evals tab inside the current `gr.Tab` and wire its events."""
-    return EvalsTab(app, client_factory)
+def build_evals_tab(
+    app: gr.Blocks, client_factory: ClientFactory, users: Users | None = None
+) -> EvalsTab:
+    """Lay out the Evals tab inside the current `gr.Tab` and wire its events; `users`
+    (None: no login, everyone is admin) decides who may run suites."""
+    return EvalsTab(app, client_factory, users)

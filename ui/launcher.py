@@ -47,10 +47,12 @@ class UiProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | str | None = None,
+        python: Path | str = sys.executable,
     ) -> None:
+        """`python`: the interpreter to run the UI with (another venv: the UI-only test)."""
         self.host = host
         self.port = port or free_port(host)
-        self.args = [sys.executable, "-m", "ui", "--backend", backend]
+        self.args = [str(python), "-m", "ui", "--backend", backend]
         self.args += ["--host", host, "--port", str(self.port), *(extra_args or [])]
         self.env = {
             **os.environ,
