@@ -6,16 +6,35 @@ Design decisions:
 - Latency histograms use buckets spread over what a CPU and a GPU produce: a few ms per
   token on a GPU, up to seconds for a first token on a 2-core laptop.
 - Requests are counted by model, method and final gRPC status code once each call ends,
-  so a cancelled stream counts as CANCELLED, not OK.
+  so a cancelled stream counts as CANCELLED, not OK; errors by code are the non-OK codes
+  of that one counter, so an error ratio is one division.
+- Names follow vLLM's (`request_success_total{finished_reason}`, `prompt_tokens_total`,
+  `generation_tokens_total`, `e2e_request_latency_seconds`, ...) with the `chatforge_`
+  prefix, so dashboards made for vLLM read the same way. Every per-request series is
+  labelled by model; the guardrail series too (an empty model for CheckText, which names
+  none).
+- Request timings: TTFT from receiving the call, prefill from the engine's admission of
+  the request to its first token, decode from the first to the last token, end to end
+  from receiving the call to its last event.
 - The engine reports each step (`observe_step`, called on its thread with a `StepStats`):
   the scheduler series are named as vLLM names them (`num_requests_running`,
   `kv_cache_usage_perc`, `prefix_cache_hits`, ...) with our prefix, labelled by the model
   whose engine it is (adapters share their base's engine).
+- Process memory and CPU come from prometheus-client's process collector, registered on
+  this registry (it sits on the global one by default).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
 
 from backend.engine import StepStats
 
@@ -27,6 +46,11 @@ _TOKEN_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096)
 _LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
+# Whole requests: a long answer on a laptop CPU takes minutes.
+_REQUEST_BUCKETS = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+)  # fmt: skip
+_RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class ServerMetrics:
@@ -52,9 +76,57 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.generated_tokens = Counter(
-            "chatforge_generated_tokens",
+        self.generation_tokens = Counter(
+            "chatforge_generation_tokens",
             "Completion tokens generated.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.prompt_tokens = Counter(
+            "chatforge_prompt_tokens",
+            "Prompt tokens of the Chat calls that reached the model or the response cache.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.request_success = Counter(
+            "chatforge_request_success",
+            "Chat calls that finished, by finish reason (stop, length, stop_sequence, "
+            "blocked, cancelled).",
+            ["model", "finished_reason"],
+            registry=self.registry,
+        )
+        self.e2e_latency = Histogram(
+            "chatforge_e2e_request_latency_seconds",
+            "Time from receiving a Chat call to its last event.",
+            ["model"],
+            buckets=_REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.prefill_time = Histogram(
+            "chatforge_request_prefill_time_seconds",
+            "Time from handing the prompt to the engine to its first token (includes the "
+            "engine's queue wait).",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decode_time = Histogram(
+            "chatforge_request_decode_time_seconds",
+            "Time from a request's first generated token to its last.",
+            ["model"],
+            buckets=_REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.retrieval_latency = Histogram(
+            "chatforge_retrieval_latency_seconds",
+            "Time to search a collection for a Chat call (embed, search, fuse).",
+            ["model", "collection"],
+            buckets=_RETRIEVAL_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_load_time = Gauge(
+            "chatforge_model_load_seconds",
+            "Seconds the model took to load at start-up.",
             ["model"],
             registry=self.registry,
         )
@@ -68,14 +140,14 @@ class ServerMetrics:
         # Guardrails and the response cache (backend/guardrails, backend/response_cache.py).
         self.guardrail_verdicts = Counter(
             "chatforge_guardrail_verdicts",
-            "Guardrail findings, by stage (input, retrieval, output), category and action.",
-            ["stage", "category", "action"],
+            "Guardrail findings, by model, stage (input, retrieval, output), category and action.",
+            ["model", "stage", "category", "action"],
             registry=self.registry,
         )
         self.guard_latency = Histogram(
             "chatforge_guard_latency_seconds",
             "Time spent in guardrail checks per request and stage (output: per stream).",
-            ["stage"],
+            ["model", "stage"],
             buckets=_GUARD_BUCKETS,
             registry=self.registry,
         )
@@ -91,6 +163,8 @@ class ServerMetrics:
             ["model"],
             registry=self.registry,
         )
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
         # The engine's scheduler (backend/engine.py), one observation per step.
         self.requests_running = Gauge(

@@ -129,7 +129,7 @@ def test_input_pii_is_redacted_before_the_model(guard_server, tiny_model_dir, ki
 def test_blocked_request_ends_blocked_without_model_tokens(guard_server):
     labels = {"stage": "input", "category": "injection", "action": "block"}
     verdicts = metric_value(guard_server, "chatforge_guardrail_verdicts_total", **labels)
-    tokens = metric_value(guard_server, "chatforge_generated_tokens_total", model="tiny")
+    tokens = metric_value(guard_server, "chatforge_generation_tokens_total", model="tiny")
     events = _chat(guard_server, ATTACK)
     kinds = [e.WhichOneof("event") for e in events]
     guardrails = _of(events, "guardrail")
@@ -144,7 +144,7 @@ def test_blocked_request_ends_blocked_without_model_tokens(guard_server):
     assert metric_value(guard_server, "chatforge_guardrail_verdicts_total", **labels) == (
         verdicts + 1
     )
-    assert metric_value(guard_server, "chatforge_generated_tokens_total", model="tiny") == tokens
+    assert metric_value(guard_server, "chatforge_generation_tokens_total", model="tiny") == tokens
 
 
 def test_system_prompt_leak_is_blocked_before_it_is_sent(guard_server):
@@ -182,7 +182,7 @@ def test_with_retrieval_the_secret_is_the_users_system_prompt_not_the_rag_instru
 def test_cache_hit_replays_the_identical_stream_and_is_counted(guard_server):
     hits = metric_value(guard_server, "chatforge_response_cache_hits_total", model="email")
     misses = metric_value(guard_server, "chatforge_response_cache_misses_total", model="email")
-    tokens = metric_value(guard_server, "chatforge_generated_tokens_total", model="email")
+    tokens = metric_value(guard_server, "chatforge_generation_tokens_total", model="email")
     prompt = "A question only this test asks"
     first = _chat(guard_server, prompt, model="email")
     second = _chat(guard_server, prompt, model="email")
@@ -198,7 +198,7 @@ def test_cache_hit_replays_the_identical_stream_and_is_counted(guard_server):
     assert metric_value(guard_server, "chatforge_response_cache_hits_total", model="email") == (
         hits + 1
     )
-    generated = metric_value(guard_server, "chatforge_generated_tokens_total", model="email")
+    generated = metric_value(guard_server, "chatforge_generation_tokens_total", model="email")
     assert generated == tokens + usage[0].completion_tokens  # the hit generated nothing
 
 

@@ -190,7 +190,7 @@ def test_health_and_metrics_text_format(tiny_server):
         ("chatforge_requests", "counter"),
         ("chatforge_time_to_first_token_seconds", "histogram"),
         ("chatforge_inter_token_latency_seconds", "histogram"),
-        ("chatforge_generated_tokens", "counter"),
+        ("chatforge_generation_tokens", "counter"),
         ("chatforge_active_streams", "gauge"),
     ]:
         assert families[name].type == kind

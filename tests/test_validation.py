@@ -40,15 +40,15 @@ CASES = [
 ]
 
 
-def generated_tokens(server) -> float:
-    return metric_value(server, "chatforge_generated_tokens_total")
+def generation_tokens(server) -> float:
+    return metric_value(server, "chatforge_generation_tokens_total")
 
 
 @pytest.mark.parametrize(("messages", "sampling", "extra", "code", "fragment"), CASES)
 def test_bad_request_is_rejected_with_field_and_range(
     tiny_server, messages, sampling, extra, code, fragment
 ):
-    before = generated_tokens(tiny_server)
+    before = generation_tokens(tiny_server)
     with ChatClient(tiny_server.target, retry=RetryPolicy(attempts=1)) as client:
         stream = client.chat(
             [{"role": r, "content": c} for r, c in messages],
@@ -59,4 +59,4 @@ def test_bad_request_is_rejected_with_field_and_range(
             list(stream)
     assert info.value.code() == code
     assert fragment in info.value.details()
-    assert generated_tokens(tiny_server) == before
+    assert generation_tokens(tiny_server) == before

@@ -14,8 +14,8 @@ Design decisions:
   most severe action wins (block > redact > flag > allow), ties broken by score.
 - Reasons name the rule or detector and the kinds found, never the personal data itself,
   so events and logs do not repeat what was redacted.
-- Metrics are recorded here (verdict counts by stage, category and action; latency by
-  stage) through the server's metrics object when one is given, so every caller of the
+- Metrics are recorded here (verdict counts by model, stage, category and action; latency by
+  model and stage) through the server's metrics object when one is given, so every caller of the
   guard is counted the same way.
 - A retrieved chunk's verdict depends only on its text and the guard's fixed policy and
   classifier, and the same chunks come back for many questions, so verdicts are cached
@@ -163,9 +163,9 @@ class Guard:
 
     # Public API -------------------------------------------------------------------------
 
-    def check_text(self, text: str, stage: str = "input") -> Verdict:
+    def check_text(self, text: str, stage: str = "input", model: str = "") -> Verdict:
         """The verdict alone: the most severe finding, or ALLOW."""
-        with self._timed(stage):
+        with self._timed(stage, model):
             found = [] if stage == "output" else self._attack_findings(text, stage)
             pii = self._pii_finding(text, stage)
             verdict = most_severe([*found, *([pii] if pii else [])]) or Verdict(stage=stage)
@@ -173,11 +173,11 @@ class Guard:
                 verdict.redacted_text = pii.redacted_text
             elif verdict is not pii:
                 verdict.redacted_text = ""
-            self.count([verdict])
+            self.count([verdict], model)
             return verdict
 
-    def screen_input(self, messages: list[dict[str, str]]) -> InputScreen:
-        with self._timed("input"):
+    def screen_input(self, messages: list[dict[str, str]], model: str = "") -> InputScreen:
+        with self._timed("input", model):
             screened, verdicts = [], []
             for message in messages:
                 content = message["content"]
@@ -192,53 +192,56 @@ class Guard:
             for verdict in verdicts:
                 verdict.redacted_text = ""  # the stream never carries the text back
             blocked = most_severe([v for v in verdicts if v.action == "block"])
-            self.count(verdicts)
+            self.count(verdicts, model)
             return InputScreen(screened, verdicts, blocked)
 
     def _check_chunk(self, text: str) -> Verdict | None:
         return most_severe(self._attack_findings(text, "retrieval"))
 
-    def check_chunks(self, texts: list[str]) -> list[ChunkDrop]:
+    def check_chunks(self, texts: list[str], model: str = "") -> list[ChunkDrop]:
         """Which retrieved chunks to drop (policy `block`) or report (`flag`), and why."""
-        with self._timed("retrieval"):
+        with self._timed("retrieval", model):
             out = []
             for i, text in enumerate(texts):
                 verdict = self._chunk_verdict(text)
                 if verdict is not None:
                     out.append(ChunkDrop(i, verdict))
-            self.count([d.verdict for d in out])
+            self.count([d.verdict for d in out], model)
             return out
 
-    def output_guard(self, messages: list[dict[str, str]]) -> OutputGuard:
-        return OutputGuard(self, [m["content"] for m in messages if m["role"] == "system"])
+    def output_guard(self, messages: list[dict[str, str]], model: str = "") -> OutputGuard:
+        system_prompts = [m["content"] for m in messages if m["role"] == "system"]
+        return OutputGuard(self, system_prompts, model)
 
     # Metrics ----------------------------------------------------------------------------
 
     @contextmanager
-    def _timed(self, stage: str) -> Iterator[None]:
+    def _timed(self, stage: str, model: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.observe_latency(stage, time.perf_counter() - start)
+            self.observe_latency(stage, time.perf_counter() - start, model)
 
-    def observe_latency(self, stage: str, seconds: float) -> None:
+    def observe_latency(self, stage: str, seconds: float, model: str) -> None:
         if self.metrics is not None:
-            self.metrics.guard_latency.labels(stage).observe(seconds)
+            self.metrics.guard_latency.labels(model, stage).observe(seconds)
 
-    def count(self, verdicts: list[Verdict]) -> None:
+    def count(self, verdicts: list[Verdict], model: str) -> None:
         if self.metrics is None:
             return
         for v in verdicts:
-            self.metrics.guardrail_verdicts.labels(v.stage, v.category or "none", v.action).inc()
+            labels = (model, v.stage, v.category or "none", v.action)
+            self.metrics.guardrail_verdicts.labels(*labels).inc()
 
 
 class OutputGuard:
     """One stream's output checks: feed deltas, get back what is safe to send."""
 
-    def __init__(self, guard: Guard, system_prompts: list[str]) -> None:
+    def __init__(self, guard: Guard, system_prompts: list[str], model: str = "") -> None:
         categories = guard.policy.categories
         self.guard = guard
+        self.model = model  # the metrics' label
         self.pii_action = categories.pii.action
         self.leak = categories.prompt_leak
         self.filter = OutputFilter(
@@ -262,7 +265,7 @@ class OutputGuard:
         step = self.filter.flush()
         out = self._verdicts(step)
         self.seconds += time.perf_counter() - start
-        self.guard.observe_latency("output", self.seconds)
+        self.guard.observe_latency("output", self.seconds, self.model)
         return ("" if self.blocked else step.text), out
 
     def _verdicts(self, step) -> list[Verdict]:
@@ -280,5 +283,5 @@ class OutputGuard:
         if step.redacted:
             out.append(Verdict(self.pii_action, "pii", 1.0, _describe(step.redacted), "output"))
         self.blocked = self.blocked or most_severe([v for v in out if v.action == "block"])
-        self.guard.count(out)
+        self.guard.count(out, self.model)
         return out
