@@ -6,7 +6,8 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser proto demo serve ui test lint bench-stream bench-serve load clean eval constraints
+.PHONY: setup browser prometheus proto demo serve ui test lint bench-stream bench-serve load
+.PHONY: clean eval constraints check-observability
 .PHONY: guard-classifier eval-guard bench-guard
 .PHONY: train-scratch sweep bench-train
 
@@ -26,6 +27,19 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Prometheus and promtool for the observability checks and tests (Debian's package; the
+# service it would start is not used: tests run their own Prometheus on a free port).
+prometheus:
+	@command -v promtool >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  prometheus >/dev/null; }
+
+# deploy/observability/: the Prometheus config, the alert rules and their unit tests.
+check-observability: prometheus
+	promtool check config deploy/observability/prometheus.yml
+	promtool check rules deploy/observability/alerts.yml
+	promtool test rules deploy/observability/alerts_test.yml
+
 proto: setup
 	$(PY) proto/generate.py
 
@@ -38,7 +52,7 @@ serve: setup guard-classifier
 ui: setup
 	$(PY) -m ui
 
-test: setup browser
+test: setup browser prometheus
 	$(PY) -m ruff check .
 	.venv/bin/hadolint Dockerfile.gpu Dockerfile.ui
 	$(PY) -m pytest -q

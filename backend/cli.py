@@ -1,7 +1,8 @@
 """`python -m backend`: serve, prepare-default, chat, health, keys and ingest.
 
 Each subcommand validates its arguments and files before doing work and exits with a
-one-line message (not a traceback) when something is wrong.
+one-line message (not a traceback) when something is wrong. Every subcommand takes the
+logging flags (telemetry/logs.py); `serve` also traces when the `OTEL_*` variables ask.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from backend.settings import (
     flag_name,
     load_settings,
 )
+from telemetry.logs import configure_from_args, logging_arguments
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -240,8 +242,10 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_keys_parser(sub) -> None:
-    keys = sub.add_parser("keys", help="manage the API keys file (add, list, revoke)")
+def _add_keys_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser(
+        "keys", help="manage the API keys file (add, list, revoke)", parents=parents
+    )
     keys.add_argument(
         "--keys-file",
         default=None,
@@ -274,8 +278,9 @@ def _add_keys_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    logs = [logging_arguments()]
 
-    serve = sub.add_parser("serve", help="run the gRPC server")
+    serve = sub.add_parser("serve", help="run the gRPC server", parents=logs)
     # Every flag defaults to None: ServeSettings holds the defaults and reads the
     # environment and .env for flags not given.
     for field, info in ServeSettings.model_fields.items():
@@ -298,11 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     prepare = sub.add_parser(
-        "prepare-default", help="convert the default model's GGUF into a checkpoint (once)"
+        "prepare-default",
+        help="convert the default model's GGUF into a checkpoint (once)",
+        parents=logs,
     )
     prepare.set_defaults(run=_prepare_default)
 
-    chat = sub.add_parser("chat", help="ask a running server one question, streaming the answer")
+    chat = sub.add_parser(
+        "chat", help="ask a running server one question, streaming the answer", parents=logs
+    )
     chat.add_argument("question")
     chat.add_argument("--model", default="", help="model name (default: the server's default)")
     chat.add_argument("--target", default="127.0.0.1:50051", help="server host:port")
@@ -321,16 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_flags(chat)
     chat.set_defaults(run=_chat)
 
-    _add_keys_parser(sub)
+    _add_keys_parser(sub, logs)
 
-    health = sub.add_parser("health", help="exit 0 when the server reports SERVING")
+    health = sub.add_parser(
+        "health", help="exit 0 when the server reports SERVING", parents=logs
+    )
     health.add_argument("--target", default="127.0.0.1:50051", help="server host:port")
     health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait")
     add_client_flags(health)
     health.set_defaults(run=_health)
 
     ingest = sub.add_parser(
-        "ingest", help="build or update a retrieval collection's index (incremental)"
+        "ingest", help="build or update a retrieval collection's index (incremental)", parents=logs
     )
     ingest.add_argument(
         "source",
@@ -359,10 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("faiss.loader", "sentence_transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    configure_from_args(args)
     try:
         return args.run(args)
     except (

@@ -14,6 +14,10 @@ Design decisions:
 - A `ChatStream` can be cancelled from another thread (a UI stop button); closing its
   iterator early cancels the gRPC call too, so an abandoned stream never keeps the server
   generating.
+- A call carries its request id twice, in the request and as `x-request-id` metadata (what
+  proxies and log pipelines read), and the trace context current when `chat()` is called
+  as W3C `traceparent` metadata, so the server's spans and log lines join the caller's
+  trace. Without a current span nothing is added.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from backend.settings import ClientSettings, load_settings
 from chat.v1 import chat_pb2, chat_pb2_grpc
+from telemetry.tracing import trace_headers
 
 # gRPC's own reconnect backoff grows to 2 minutes after refused connections, during which
 # calls fail at once without trying; cap it so our retries reach a restarted server.
@@ -60,10 +65,17 @@ def as_messages(messages: str | Sequence[dict[str, str] | chat_pb2.Message]):
 class ChatStream:
     """The events of one Chat call; iterate once, cancel from anywhere."""
 
-    def __init__(self, client: ChatClient, request: chat_pb2.ChatRequest, timeout: float | None):
+    def __init__(
+        self,
+        client: ChatClient,
+        request: chat_pb2.ChatRequest,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ):
         self._client = client
-        self._request = request
+        self.request = request
         self._timeout = timeout
+        self._metadata = tuple(metadata)
         self._call = None
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
@@ -82,7 +94,9 @@ class ChatStream:
             with self._lock:
                 if self._cancelled.is_set():
                     return
-                self._call = self._client.stub.Chat(self._request, timeout=remaining)
+                self._call = self._client.stub.Chat(
+                    self.request, timeout=remaining, metadata=self._metadata
+                )
             got_delta = False
             try:
                 for event in self._call:
@@ -200,7 +214,10 @@ class ChatClient:
             rag=rag,
             request_id=request_id,
         )
-        return ChatStream(self, request, timeout if timeout is not None else self.timeout)
+        metadata = [("x-request-id", request_id)] if request_id else []
+        metadata += trace_headers()  # computed now: the caller's span is current here
+        timeout = timeout if timeout is not None else self.timeout
+        return ChatStream(self, request, timeout, metadata)
 
     def list_models(self) -> chat_pb2.ListModelsResponse:
         return self.stub.ListModels(chat_pb2.ListModelsRequest(), timeout=30)

@@ -2,7 +2,8 @@
 
 Each subcommand checks its arguments before doing work and exits with a one-line message
 (not a traceback) when something is wrong: an unknown suite, a server that is not there,
-a missing corpus, a file that is not a results file.
+a missing corpus, a file that is not a results file. Every subcommand takes the logging
+flags (telemetry/logs.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from backend.settings import add_client_flags
 from evals.errors import EvalError
+from telemetry.logs import configure_from_args, logging_arguments
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -116,11 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="the suites, their versions and default sizes").set_defaults(
-        run=_list
-    )
+    logs = [logging_arguments()]
+    sub.add_parser(
+        "list", help="the suites, their versions and default sizes", parents=logs
+    ).set_defaults(run=_list)
 
-    run = sub.add_parser("run", help="run a suite on a server or a checkpoint folder")
+    run = sub.add_parser("run", help="run a suite on a server or a checkpoint folder", parents=logs)
     run.add_argument("suite", help="suite name (see `python -m evals list`)")
     run.add_argument(
         "--target", default="127.0.0.1:50051", help="HOST:PORT of a server, or a checkpoint folder"
@@ -152,14 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=_run)
 
-    compare = sub.add_parser("compare", help="per-metric deltas and changed items of two runs")
+    compare = sub.add_parser(
+        "compare", help="per-metric deltas and changed items of two runs", parents=logs
+    )
     compare.add_argument("a", help="run folder or results.json (before)")
     compare.add_argument("b", help="run folder or results.json (after)")
     compare.add_argument("--limit", type=int, default=20, help="changed items to list")
     compare.add_argument("--out", default=None, help="write the markdown here")
     compare.set_defaults(run=_compare)
 
-    report = sub.add_parser("report", help="markdown report of runs (default: all runs)")
+    report = sub.add_parser(
+        "report", help="markdown report of runs (default: all runs)", parents=logs
+    )
     report.add_argument("runs", nargs="*", help="run folders (default: a table of every run)")
     report.add_argument("--root", default=None, help="where runs live (default runs/evals)")
     report.add_argument("--out", default=None, help="write the markdown here")
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     from evals.runner import EvalInterrupted
 
     args = build_parser().parse_args(argv)
+    configure_from_args(args)
     try:
         return args.run(args)
     except EvalInterrupted as error:

@@ -21,8 +21,9 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, TextIO
 
 from opentelemetry import trace
@@ -34,7 +35,9 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _NOISY = ("faiss.loader", "sentence_transformers", "httpx", "httpcore", "urllib3", "bm25s")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-_fields: ContextVar[dict[str, Any]] = ContextVar("chatforge_log_fields", default={})
+_fields: ContextVar[Mapping[str, Any]] = ContextVar(
+    "chatforge_log_fields", default=MappingProxyType({})
+)
 _log_content = False
 
 

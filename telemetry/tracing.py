@@ -39,9 +39,7 @@ def wanted_exporters() -> list[str]:
     """The span exporters the environment asks for; empty when tracing is off."""
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return []
-    names = [
-        n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n
-    ]
+    names = [n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n]
     if names:
         return [] if names == ["none"] else names
     return ["otlp"] if any(os.environ.get(v) for v in _OTLP_ENDPOINTS) else []
@@ -75,7 +73,7 @@ def _exporter(name: str):
 
         return ConsoleSpanExporter()
     if name != "otlp":
-        raise ValueError(f"OTEL_TRACES_EXPORTER: unsupported exporter {name!r}; use otlp or console")
+        raise ValueError(f"OTEL_TRACES_EXPORTER: unknown exporter {name!r}; use otlp or console")
     protocol = os.environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     )

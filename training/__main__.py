@@ -7,6 +7,8 @@ Design decisions:
   so `--help` and `data` stay quick.
 - A `TrainingError` (a mistake the user can fix) prints as one line and exits 2; Ctrl-C
   exits 130 after the command has saved what it can.
+- Every command takes the logging flags (telemetry/logs.py): what the libraries log
+  (transformers, datasets) comes out as JSON lines or text like the server's logs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from telemetry.logs import configure_from_args, logging_arguments
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,7 +39,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(
+            name, help=help_text, description=help_text, parents=[logging_arguments()]
+        )
         if name == chosen:
             importlib.import_module(module).add_arguments(command)
     return parser
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    configure_from_args(args)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         module.run(args)

@@ -13,11 +13,15 @@ Design decisions:
   carries on locally; we add one plain line saying the app is local only, and keep serving.
 - SIGINT and SIGTERM (Ctrl-C, `docker stop`, `make demo` shutting down) close the server
   and exit 0; open chat streams end with the process, which cancels their gRPC calls.
+- Logs, traces and metrics as every process of the project does them (telemetry/): the
+  logging flags, the `OTEL_*` variables, and the UI's own metrics on `--metrics-port`
+  (a setting like the others; 0 turns the endpoint off).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -31,11 +35,15 @@ from backend.settings import (
     flag_name,
     load_settings,
 )
+from telemetry.logs import configure_from_args, logging_arguments
+from telemetry.tracing import configure_tracing
 from ui.settings import UiSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ui", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ui", description=__doc__.split("\n")[0], parents=[logging_arguments()]
+    )
     # Every flag defaults to None: UiSettings holds the defaults and reads the environment.
     for field, info in UiSettings.model_fields.items():
         variable = env_name(UiSettings, field)
@@ -53,23 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_all(argv: list[str] | None = None) -> tuple[UiSettings, ClientSettings]:
-    """The UI's settings and how it reaches the backend; exits 2 naming a bad setting."""
+def parse_all(
+    argv: list[str] | None = None,
+) -> tuple[UiSettings, ClientSettings, argparse.Namespace]:
+    """The UI's settings, how it reaches the backend, and the flags (the logging flags are
+    read from them); exits 2 naming a bad setting."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return load_settings(UiSettings, args), load_settings(ClientSettings, args)
+        return load_settings(UiSettings, args), load_settings(ClientSettings, args), args
     except SettingsError as error:
         parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, client_settings = parse_all(argv)
+    args, client_settings, flags = parse_all(argv)
+    configure_from_args(flags)
+    configure_tracing("chatforge-ui")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from ui.app import build_app
+    from ui.observe import METRICS
     from ui.users import Users, UsersError
 
     try:
@@ -95,6 +109,20 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.metrics_port:
+        try:
+            metrics_server, _ = METRICS.serve(args.metrics_port, args.host)
+        except OSError:
+            app.close()
+            print(
+                f"error: cannot serve metrics on {args.host}:{args.metrics_port}: the port is "
+                "taken or not allowed; choose another with --metrics-port (0: off)",
+                file=sys.stderr,
+            )
+            return 1
+        logging.getLogger("chatforge.ui").info(
+            "metrics on %s:%d", args.host, metrics_server.server_port
+        )
     print(f"chatforge UI at {app.local_url} (backend {args.backend}); Ctrl-C stops it", flush=True)
     if args.share:
         if app.share_url:

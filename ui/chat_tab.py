@@ -25,6 +25,9 @@ Design decisions:
   tokens a second; the browser needs a fraction of that), and always at the end.
 - The reply handler has no concurrency limit of its own: the backend does admission
   control and says RESOURCE_EXHAUSTED, which the user sees like any other backend error.
+- Each turn has a request id (ui/observe.py), sent to the backend and shown in the
+  status line under the answer, so a person can quote it; the turn is counted in the UI's
+  metrics and traced as a GenAI client span whose context the backend continues.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from backend.client import ChatClient, ChatStream
 from chat.v1 import chat_pb2
 from ui.errors import BACKEND_ERRORS, describe_error
 from ui.guardrail_notice import blocked_at_input, notices
+from ui.observe import METRICS, finish_span, new_request_id, start_call, turn_span
 from ui.retrieval_controls import RetrievalControls, format_sources
 
 ClientFactory = Callable[[], ChatClient]
@@ -166,6 +170,7 @@ class Reply:
 
     text: str = ""
     model: str = ""
+    request_id: str = ""
     tokens: int = 0
     finished: chat_pb2.Finished | None = None
     citations: list[chat_pb2.Citation] = field(default_factory=list)
@@ -175,6 +180,7 @@ class Reply:
         kind = event.WhichOneof("event")
         if kind == "started":  # a retried call starts again (retries precede any text)
             self.model, self.text, self.tokens = event.started.model, "", 0
+            self.request_id = event.started.request_id
             self.citations, self.guardrails = [], []
         elif kind == "citations":
             self.citations = list(event.citations.citations)
@@ -196,14 +202,25 @@ class Reply:
 
     def usage_line(self) -> str:
         if self.finished is None:
-            return f"Stopped after {self.tokens} tokens ({self.model})."
+            return f"Stopped after {self.tokens} tokens ({self.model}) · request {self.request_id}"
         usage = self.finished.usage
         reason = chat_pb2.FinishReason.Name(self.finished.finish_reason)
         return (
             f"{usage.completion_tokens} tokens · prompt {usage.prompt_tokens} · "
             f"first token {usage.time_to_first_token_ms:.0f} ms · "
-            f"{usage.tokens_per_second:.1f} tokens/s · finish {reason} · {self.model}"
+            f"{usage.tokens_per_second:.1f} tokens/s · finish {reason} · {self.model} · "
+            f"request {self.request_id}"
         )
+
+    def outcome(self, error: object | None) -> str:
+        """The turn's outcome as the UI's metrics count it."""
+        if error is not None:
+            return "error"
+        if self.finished is None:
+            return "stopped"
+        if self.finished.finish_reason == chat_pb2.BLOCKED:
+            return "blocked"
+        return "answered" if self.text else "empty"
 
 
 class ActiveStreams:
@@ -275,6 +292,7 @@ class ChatTab:
             lambda: ([], [], [], ""), None, [self.chatbot, self.history, self.display, self.status]
         )
         app.load(self.models.load, None, self.models.outputs)
+        app.load(METRICS.page_loads.inc, None, None, queue=False)  # every page has this tab
         app.load(self.retrieval.load, None, self.retrieval.outputs)
         self.models.refresh.click(self.retrieval.load, None, self.retrieval.outputs, queue=False)
 
@@ -292,26 +310,31 @@ class ChatTab:
         for control in self.controls:
             kwargs.update(control.chat_kwargs(values))
         client = self.client_factory()
-        stream = client.chat(messages, **kwargs)
-        self.streams.add(request.session_hash, stream)
-        reply, error = Reply(), None
-        display = [*values[self.display], {"role": "user", "content": question}]
-        shown = [*display, {"role": "assistant", "content": ""}]
-        yield {self.message: "", self.chatbot: shown, self.status: "Generating…"}
-        try:
-            refreshed = time.monotonic()
-            for event in stream:
-                reply.apply(event)
-                due = time.monotonic() - refreshed >= REFRESH_SECONDS
-                at_once = event.HasField("citations") or event.HasField("guardrail")
-                if at_once or (due and reply.shown):  # sources and notices at once
-                    shown[-1]["content"] = reply.shown
-                    yield {self.chatbot: shown}
-                    refreshed = time.monotonic()
-        except BACKEND_ERRORS as exc:
-            error = describe_error(exc, client.target)
-        finally:
-            self.streams.discard(request.session_hash, stream)
+        reply = Reply(request_id=new_request_id())  # the server echoes it in `started`
+        with turn_span(kwargs.get("model", "")) as span:
+            stream = start_call(client, span, messages, reply.request_id, **kwargs)
+            self.streams.add(request.session_hash, stream)
+            failure = error = None
+            display = [*values[self.display], {"role": "user", "content": question}]
+            shown = [*display, {"role": "assistant", "content": ""}]
+            yield {self.message: "", self.chatbot: shown, self.status: "Generating…"}
+            try:
+                refreshed = time.monotonic()
+                for event in stream:
+                    reply.apply(event)
+                    due = time.monotonic() - refreshed >= REFRESH_SECONDS
+                    at_once = event.HasField("citations") or event.HasField("guardrail")
+                    if at_once or (due and reply.shown):  # sources and notices at once
+                        shown[-1]["content"] = reply.shown
+                        yield {self.chatbot: shown}
+                        refreshed = time.monotonic()
+            except BACKEND_ERRORS as exc:
+                failure, error = exc, describe_error(exc, client.target)
+                METRICS.count_error(exc)
+            finally:
+                self.streams.discard(request.session_hash, stream)
+                METRICS.chat_turns.labels(kwargs.get("model", ""), reply.outcome(error)).inc()
+                finish_span(span, reply.request_id, reply.model, reply.finished, failure)
 
         if reply.text:  # a partial answer (stopped, or cut by an error) stays in the chat
             shown[-1]["content"] = reply.shown
@@ -328,7 +351,8 @@ class ChatTab:
             }
         elif error is not None:  # nothing answered: show why, keep the question to retry
             shown[-1]["content"] = "*No answer: see the error below.*"
-            yield {self.message: question, self.chatbot: shown, self.status: error}
+            status = f"{error}\n\nrequest {reply.request_id}"
+            yield {self.message: question, self.chatbot: shown, self.status: status}
         elif reply.guardrails:  # no text, but the guardrails say why: keep their notice
             shown[-1]["content"] = reply.shown
             status = f"No answer. {reply.usage_line()}"

@@ -44,6 +44,9 @@ class UiSettings(BaseSettings):
     auth_file: Path | None = Field(
         None, description="UI users file (`python -m ui.users add`): turns the login on"
     )
+    metrics_port: int = Field(
+        9101, ge=0, lt=65536, description="the UI's Prometheus /metrics port on --host (0: off)"
+    )
 
     @field_validator("port", mode="before")
     @classmethod

@@ -9,6 +9,8 @@ Design decisions:
   retriever off entirely, which is how "dense alone" and "BM25 alone" are measured.
 - Ties break on the dense rank, then the chunk id, so results are deterministic.
 - The query vector can be passed in, so batch callers (evals) embed all queries at once.
+- Each step (embed, dense search, lexical search, fuse) is a span of its own, children of
+  the caller's retrieval span; with tracing off they cost a no-op call each.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import numpy as np
 from backend.retrieval.chunking import Chunk
 from backend.retrieval.embedder import Embedder
 from backend.retrieval.index import IndexSnapshot
+from telemetry.tracing import tracer
+
+_tracer = tracer("chatforge.retrieval")
 
 RRF_K = 60
 
@@ -68,13 +73,17 @@ class HybridRetriever:
         lexical_ids: list[int] = []
         if dense_weight > 0:
             if query_vector is None:
-                query_vector = self.embedder.encode([query])
-            ids, _ = self.snapshot.search_dense(query_vector.reshape(1, -1), depth)
+                with _tracer.start_as_current_span("retrieval.embed"):
+                    query_vector = self.embedder.encode([query])
+            with _tracer.start_as_current_span("retrieval.search.dense"):
+                ids, _ = self.snapshot.search_dense(query_vector.reshape(1, -1), depth)
             dense_ids = [int(i) for i in ids[0] if i >= 0]
         if lexical_weight > 0:
-            ids, _ = self.snapshot.lexical.search(query, depth)
+            with _tracer.start_as_current_span("retrieval.search.lexical"):
+                ids, _ = self.snapshot.lexical.search(query, depth)
             lexical_ids = [int(i) for i in ids]
         rankings = [(dense_ids, dense_weight), (lexical_ids, lexical_weight)]
-        fused = reciprocal_rank_fusion(rankings, k)
+        with _tracer.start_as_current_span("retrieval.fuse"):
+            fused = reciprocal_rank_fusion(rankings, k)
         chunks = self.snapshot.chunks
         return [Hit(chunks[i], score) for i, score, _ in fused]
