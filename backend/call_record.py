@@ -101,7 +101,8 @@ class CallRecord:
 
     def close(self) -> None:
         ended = time.perf_counter()
-        label = self.model or "unknown"
+        # A refused call may name no model (or one that does not exist): "unknown".
+        label = self.model if self.code == "OK" else self.model or "unknown"
         self.metrics.requests.labels(label, self.method, self.code).inc()
         if self.request is not None:
             self._chat_metrics(label, ended)

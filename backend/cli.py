@@ -72,6 +72,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from backend.security import interceptors, server_credentials
     from backend.server import ServerConfig, serve_forever
+    from telemetry.tracing import configure_tracing
+
+    configure_tracing("chatforge-backend")
 
     config = ServerConfig(
         host=settings.host,
