@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -19,6 +20,12 @@ def metric_value(server, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def log_lines(process) -> list[dict]:
+    """A server's JSON log lines (it logs JSON: its output is a file, not a terminal)."""
+    lines = process.log_path.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:

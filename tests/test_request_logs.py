@@ -3,20 +3,13 @@ trace id the client sent, on every line of the request and in its error message.
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import grpc
 import pytest
 
 from chat.v1 import chat_pb2, chat_pb2_grpc
-from tests.helpers import wait_for
-
-
-def log_lines(server) -> list[dict]:
-    """The server log's JSON lines (it logs JSON: its output is a file, not a terminal)."""
-    lines = server.log_path.read_text(errors="replace").splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
+from tests.helpers import log_lines, wait_for
 
 
 def finished_line(server, request_id: str) -> dict:
