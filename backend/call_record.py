@@ -11,11 +11,11 @@ Design decisions:
   metadata, appends it to error messages, and `log_context` puts it on every log line
   written while the call runs; the trace id comes from the current span (the gRPC
   instrumentation's server span, or with tracing off the caller's `traceparent`).
-- Timings are taken on the service side: time to first token from receiving the call,
-  prefill from handing the prompt to the engine to its first token (so it includes the
-  engine's queue wait, which the engine alone can tell apart), decode from the first to
-  the last token. The engine stages become spans with those start and end times, children
-  of the RPC span; stages that run inline (guardrails, retrieval) are spans around them.
+- Timings: time to first token from receiving the call; the queue wait is the engine's
+  own (`Generation.queued_seconds`, submit to admission); prefill from admission to the
+  first token, decode from the first to the last token, both seen by the service. The
+  engine stages become spans with those start and end times, children of the RPC span;
+  stages that run inline (guardrails, retrieval) are spans around them.
 - Message content goes into the log line only with `--log-content`.
 """
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry import trace
 
+from backend.engine import Generation
 from backend.metrics import ServerMetrics
 from chat.v1 import chat_pb2
 from telemetry import genai
@@ -69,7 +70,8 @@ class CallRecord:
     messages: list[dict[str, str]] | None = None  # logged with --log-content only
     answer: list[str] = field(default_factory=list)
     received: float = field(default_factory=time.perf_counter)
-    submitted: float | None = None
+    generation: Generation | None = None
+    submitted: float | None = None  # when the generation was handed to the engine
     first_token: float | None = None
     last_token: float | None = None
     output_guard_seconds: float = 0.0
@@ -123,26 +125,39 @@ class CallRecord:
             m.prompt_tokens.labels(label).inc(usage.prompt_tokens)
             reason = genai.finish_reason(self.finished.finish_reason)
             m.request_success.labels(label, reason).inc()
-        if self.submitted is not None and self.first_token is not None:
-            m.prefill_time.labels(label).observe(self.first_token - self.submitted)
+        admitted = self._admitted()
+        if admitted is not None and self.first_token is not None:
+            m.prefill_time.labels(label).observe(self.first_token - admitted)
             m.decode_time.labels(label).observe(self.last_token - self.first_token)
+
+    def _admitted(self) -> float | None:
+        """When the engine admitted the generation (None: not submitted, or never admitted)."""
+        if self.generation is None or self.generation.queued_seconds is None:
+            return None
+        return self.submitted + self.generation.queued_seconds
 
     def _ns(self, at: float) -> int:
         return self._wall_at_received + int((at - self.received) * 1e9)
 
     def _engine_spans(self, ended: float) -> None:
-        """The engine's stages as spans with the times the service saw them."""
-        if self.submitted is None:
+        """The engine's stages as spans with the times they happened."""
+        if self.generation is None:
             return
         parent = trace.set_span_in_context(self.span)
-        first = self.first_token or ended
+        admitted = self._admitted()
+        queue = _tracer.start_span(
+            "engine.queue", context=parent, start_time=self._ns(self.submitted)
+        )
+        queue.end(self._ns(admitted if admitted is not None else ended))
+        if admitted is None:  # cancelled or refused while waiting
+            return
         prefill = _tracer.start_span(
             "engine.prefill",
             context=parent,
-            start_time=self._ns(self.submitted),
-            attributes={"chatforge.includes_queue_wait": True},
+            start_time=self._ns(admitted),
+            attributes={"chatforge.prefix_cached_tokens": self.generation.cached_tokens},
         )
-        prefill.end(self._ns(first))
+        prefill.end(self._ns(self.first_token or ended))
         if self.first_token is not None:
             decode = _tracer.start_span(
                 "engine.decode", context=parent, start_time=self._ns(self.first_token)
@@ -177,8 +192,12 @@ class CallRecord:
             rag_collection=self.rag_collection,
             rag_k=self.rag_k,
         )
-        if self.submitted is not None and self.first_token is not None:
-            fields["prefill_ms"] = round((self.first_token - self.submitted) * 1000, 1)
+        admitted = self._admitted()
+        if admitted is not None:
+            fields["queue_ms"] = round(self.generation.queued_seconds * 1000, 1)
+            fields["prefix_cached_tokens"] = self.generation.cached_tokens
+            if self.first_token is not None:
+                fields["prefill_ms"] = round((self.first_token - admitted) * 1000, 1)
         if self.finished is not None:
             usage = self.finished.usage
             fields.update(

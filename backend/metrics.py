@@ -104,8 +104,7 @@ class ServerMetrics:
         )
         self.prefill_time = Histogram(
             "chatforge_request_prefill_time_seconds",
-            "Time from handing the prompt to the engine to its first token (includes the "
-            "engine's queue wait).",
+            "Time from the engine admitting a request to its first token.",
             ["model"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,

@@ -26,7 +26,7 @@ Design decisions:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -88,10 +88,6 @@ def _exporter(name: str):
     return OTLPSpanExporter()
 
 
-def enabled() -> bool:
-    return _enabled
-
-
 def tracer(name: str) -> trace.Tracer:
     """A tracer; the API's no-op one while tracing is off."""
     return trace.get_tracer(name)
@@ -133,19 +129,3 @@ def trace_headers() -> list[tuple[str, str]]:
     propagate.inject(carrier)
     return list(carrier.items())
 
-
-def format_trace_id(span: trace.Span) -> str:
-    """A span's trace id as the 32 hex digits W3C headers and logs use ('' if none)."""
-    context = span.get_span_context()
-    return trace.format_trace_id(context.trace_id) if context.is_valid else ""
-
-
-def set_attributes(span: trace.Span, attributes: dict[str, object]) -> None:
-    """Set the attributes that have a value (OpenTelemetry rejects None)."""
-    span.set_attributes({k: _attribute(v) for k, v in attributes.items() if v is not None})
-
-
-def _attribute(value: object):
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return list(value)
-    return value

@@ -21,7 +21,7 @@ OBSERVABILITY = Path(__file__).resolve().parent.parent / "deploy" / "observabili
 
 
 class PrometheusProcess:
-    def __init__(self, folder: Path, targets: dict[str, str], interval: str = "1s") -> None:
+    def __init__(self, folder: Path, targets: dict[str, str], interval: str = "2s") -> None:
         """`targets`: job name -> host:port, replacing the config's own targets."""
         config = yaml.safe_load((OBSERVABILITY / "prometheus.yml").read_text())
         config["global"] = {"scrape_interval": interval, "evaluation_interval": interval}

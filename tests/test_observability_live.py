@@ -20,7 +20,7 @@ from tests.browser import ask, set_number
 from tests.helpers import log_lines, wait_for
 from tests.otlp_receiver import OtlpReceiver
 from tests.prometheus import OBSERVABILITY, PrometheusProcess
-from ui.launcher import UiProcess, free_port
+from ui.launcher import UiProcess
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +37,8 @@ ENGINE_SERIES = (
 EMPTY_WHEN_HEALTHY = {"UI: backend errors by code", "Alerts firing"}
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$model": ".*"}
 UI_TURN = "Tell me about the quick brown fox"
+STAGES = {"guardrails.input", "engine.queue", "engine.prefill", "engine.decode",
+          "guardrails.output"}  # fmt: skip
 
 
 def span_names(spans) -> set[str]:
@@ -48,7 +50,6 @@ def stack(tiny_registry, docs_index, browser, tmp_path_factory):
     """Receiver, server (traced, with the docs collection and --log-content), UI (traced,
     metrics on), Prometheus scraping both; the load has run when this yields."""
     folder = tmp_path_factory.mktemp("observability")
-    ui_metrics = free_port()
     with OtlpReceiver() as receiver:
         otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
         server = BackendProcess(
@@ -58,15 +59,10 @@ def stack(tiny_registry, docs_index, browser, tmp_path_factory):
             log_path=folder / "server.log",
         )
         with server:
-            ui = UiProcess(
-                server.target,
-                extra_args=["--metrics-port", str(ui_metrics)],
-                env=otel,
-                log_path=folder / "ui.log",
-            )
+            ui = UiProcess(server.target, env=otel, log_path=folder / "ui.log")
             targets = {
                 "chatforge-backend": f"127.0.0.1:{server.metrics_port}",
-                "chatforge-ui": f"127.0.0.1:{ui_metrics}",
+                "chatforge-ui": f"127.0.0.1:{ui.metrics_port}",
             }
             with ui, PrometheusProcess(folder, targets) as prometheus:
                 request_id = run_load(server, ui, browser)
@@ -115,8 +111,9 @@ def panels():
             yield path.stem, panel
 
 
-def test_every_dashboard_query_runs_and_the_panels_have_data(stack):
-    prometheus = stack["prometheus"]
+def panels_without_data(prometheus: PrometheusProcess) -> list[str]:
+    """Run every panel's queries (none may fail); the panels that should have data and
+    have none."""
     empty = []
     for dashboard, panel in panels():
         exprs = [target["expr"] for target in panel["targets"]]
@@ -130,7 +127,16 @@ def test_every_dashboard_query_runs_and_the_panels_have_data(stack):
         engine_only = all(any(s in e for s in ENGINE_SERIES) for e in exprs)
         if not results and not engine_only and panel["title"] not in EMPTY_WHEN_HEALTHY:
             empty.append(f"{dashboard}: {panel['title']}")
-    assert not empty, f"panels without data after the load: {empty}"
+    return empty
+
+
+def test_every_dashboard_query_runs_and_the_panels_have_data(stack):
+    prometheus = stack["prometheus"]
+    # A scrape that times out on the busy test machine marks every series of the target
+    # stale until the next one succeeds: ask again rather than read one bad moment.
+    assert wait_for(lambda: not panels_without_data(prometheus), timeout=60, interval=2), (
+        f"panels without data after the load: {panels_without_data(prometheus)}"
+    )
 
 
 def test_every_alert_and_recording_rule_evaluates(stack):
@@ -161,8 +167,7 @@ def test_a_ui_turn_is_one_trace_from_the_ui_to_the_engine(stack):
         if not turns:
             return []
         spans = [s for s in receiver.spans() if s.trace_id == turns[0].trace_id]
-        needed = {"guardrails.input", "engine.prefill", "engine.decode", "guardrails.output"}
-        return spans if needed <= span_names(spans) else []
+        return spans if span_names(spans) >= STAGES else []
 
     everything = sorted({(s.service, s.name) for s in receiver.spans()})
     assert wait_for(turn_spans, timeout=20), everything
@@ -178,10 +183,8 @@ def test_a_ui_turn_is_one_trace_from_the_ui_to_the_engine(stack):
     assert rpc.attributes["gen_ai.usage.output_tokens"] == 8
     assert rpc.attributes["gen_ai.usage.input_tokens"] > 0
     assert rpc.attributes["gen_ai.response.id"] == request_id
-    stages = {s.name: s for s in spans if s.parent_id == rpc.span_id}
-    assert {"guardrails.input", "engine.prefill", "engine.decode", "guardrails.output"} <= set(
-        stages
-    )
+    children = {s.name for s in spans if s.parent_id == rpc.span_id}
+    assert children >= STAGES, children
 
 
 def test_retrieval_steps_are_spans_under_the_retrieval_span(stack):

@@ -51,6 +51,7 @@ def test_the_log_names_the_request_and_trace_ids_the_client_sent(tiny_server, st
     assert line["prompt_tokens"] == events[0].started.prompt_tokens > 0
     assert line["completion_tokens"] == 5 and line["finish_reason"] == "LENGTH"
     assert line["ttft_ms"] > 0 and line["tokens_per_second"] > 0 and line["prefill_ms"] > 0
+    assert line["queue_ms"] >= 0 and line["prefix_cached_tokens"] >= 0
     assert line["peer"].startswith(("ipv4:127.0.0.1", "ipv6:")) and line["guardrails"] == []
     assert line["cache_hit"] is None  # this server runs without the response cache
     assert line["rag_collection"] is None and line["adapter"] is None

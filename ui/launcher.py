@@ -5,8 +5,8 @@ in spirit (log to a file, fail with the log's tail, stop with a signal) but wait
 the UI's own readiness signal, instead of gRPC health.
 
 Design decisions:
-- Port 0 means "any free port": the OS picks one for a throw-away socket and the UI is told
-  to use it. The short window in which another process could take it is acceptable for
+- Port 0 means "any free port" (for the page and for the UI's metrics): the OS picks one
+  for a throw-away socket and the UI is told to use it. The short window in which another process could take it is acceptable for
   tests and demos, and keeps the UI's own CLI strict (a real port or an error).
 - Readiness is an HTTP 200 from the page, polled until a deadline, checking that the
   process is still alive between polls so a crash is reported at once with its log.
@@ -44,6 +44,7 @@ class UiProcess:
         backend: str,
         host: str = "127.0.0.1",
         port: int = 0,
+        metrics_port: int = 0,
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | str | None = None,
@@ -52,8 +53,10 @@ class UiProcess:
         """`python`: the interpreter to run the UI with (another venv: the UI-only test)."""
         self.host = host
         self.port = port or free_port(host)
+        self.metrics_port = metrics_port or free_port(host)
         self.args = [str(python), "-m", "ui", "--backend", backend]
-        self.args += ["--host", host, "--port", str(self.port), *(extra_args or [])]
+        self.args += ["--host", host, "--port", str(self.port)]
+        self.args += ["--metrics-port", str(self.metrics_port), *(extra_args or [])]
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
