@@ -24,15 +24,6 @@ from ui.launcher import UiProcess
 
 pytestmark = pytest.mark.slow
 
-# The scheduler's series come with the continuous-batching engine (backend/engine.py);
-# until it exports them, panels built on them alone run without error but stay empty.
-# Once it lands, empty this set so the test demands their data too.
-ENGINE_SERIES = (
-    "chatforge_num_requests_running", "chatforge_num_requests_waiting",
-    "chatforge_kv_cache_usage_perc", "chatforge_prefix_cache_", "chatforge_batch_size",
-    "chatforge_step_tokens", "chatforge_engine_step_seconds",
-    "chatforge_request_queue_time_seconds",
-)  # fmt: skip
 # Healthy traffic has none of these: the panels are right to be empty.
 EMPTY_WHEN_HEALTHY = {"UI: backend errors by code", "Alerts firing"}
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$model": ".*"}
@@ -124,8 +115,7 @@ def panels_without_data(prometheus: PrometheusProcess) -> list[str]:
             answer = prometheus.query(expr)
             assert answer["status"] == "success", (dashboard, panel["title"], expr, answer)
             results += answer["data"]["result"]
-        engine_only = all(any(s in e for s in ENGINE_SERIES) for e in exprs)
-        if not results and not engine_only and panel["title"] not in EMPTY_WHEN_HEALTHY:
+        if not results and panel["title"] not in EMPTY_WHEN_HEALTHY:
             empty.append(f"{dashboard}: {panel['title']}")
     return empty
 

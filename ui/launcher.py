@@ -6,8 +6,9 @@ the UI's own readiness signal, instead of gRPC health.
 
 Design decisions:
 - Port 0 means "any free port" (for the page and for the UI's metrics): the OS picks one
-  for a throw-away socket and the UI is told to use it. The short window in which another process could take it is acceptable for
-  tests and demos, and keeps the UI's own CLI strict (a real port or an error).
+  for a throw-away socket and the UI is told to use it. The short window in which another
+  process could take it is acceptable for tests and demos, and keeps the UI's own CLI
+  strict (a real port or an error).
 - Readiness is an HTTP 200 from the page, polled until a deadline, checking that the
   process is still alive between polls so a crash is reported at once with its log.
 """
