@@ -128,4 +128,3 @@ def trace_headers() -> list[tuple[str, str]]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return list(carrier.items())
-
