@@ -11,9 +11,10 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 
-def metric_value(server, name: str, **labels: str) -> float:
-    """Sum of the samples of metric `name` (exact sample name) matching `labels`."""
-    text = urllib.request.urlopen(server.metrics_url, timeout=10).read().decode()
+def metric_value(process, name: str, **labels: str) -> float:
+    """Sum of the samples of metric `name` (exact sample name) matching `labels`, read
+    from a server's or a UI's metrics endpoint."""
+    text = urllib.request.urlopen(process.metrics_url, timeout=10).read().decode()
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

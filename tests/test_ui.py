@@ -125,6 +125,9 @@ def test_closing_the_tab_cancels_the_stream(browser, ui, tiny_server):
 
 
 def test_backend_error_shows_status_and_message(page, ui):
+    errors = {"name": "chatforge_ui_backend_errors_total", "code": "INVALID_ARGUMENT"}
+    turns = {"name": "chatforge_ui_chat_turns_total", "outcome": "error"}
+    before = metric_value(ui, **errors), metric_value(ui, **turns)
     open_chat(page, ui)
     set_number(page, "chat-max-tokens", 4095)  # with any prompt, beyond the 4096 context
     ask(page, "Hello")
@@ -133,6 +136,12 @@ def test_backend_error_shows_status_and_message(page, ui):
     expect(status).to_contain_text("sampling.max_tokens")
     expect(page.locator("#chat-input textarea")).to_have_value("Hello")  # kept to retry
     assert "Traceback" not in page.content()
+    # The turn's request id is shown under the error, which the server's message names too.
+    expect(status).to_contain_text(re.compile(r"\(request id [0-9a-f]{32}\)"))
+    [named, shown] = re.findall(r"request(?: id)? ([0-9a-f]{32})", status.inner_text())
+    assert named == shown
+    # The UI counted the turn and the backend error on its own metrics port.
+    assert (metric_value(ui, **errors), metric_value(ui, **turns)) == (before[0] + 1, before[1] + 1)
 
 
 def test_backend_down_is_explained(page, ui_without_backend, artifacts_dir):

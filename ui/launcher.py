@@ -72,6 +72,11 @@ class UiProcess:
         host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
         return f"http://{host}:{self.port}/"
 
+    @property
+    def metrics_url(self) -> str:
+        host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
+        return f"http://{host}:{self.metrics_port}/metrics"
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
