@@ -19,9 +19,14 @@ Design decisions:
   cancelled while its admission runs in the pool cancels the generation it submitted.
 - Every RPC runs inside `_rpc`, the one place that maps what went wrong to a gRPC status
   code (a `RequestError` before the work, a full queue, a stopped or failed engine, a
-  malformed request, a bug), logs it in one line and counts the final code in the
-  requests metric: OK, the error's code, or CANCELLED/DEADLINE_EXCEEDED when the client
-  went away. An engine failure mid-stream ends the stream with INTERNAL naming the
+  malformed request, a bug): OK, the error's code, or CANCELLED/DEADLINE_EXCEEDED when the
+  client went away. It runs the call under a `CallRecord` (backend/call_record.py): the
+  request id (the client's or a new one) goes into the response metadata, `Started`, the
+  error message and every log line; the caller's trace context is current; and when the
+  call ends the record writes its one log line, its metrics and its span's GenAI
+  attributes. The CPU pool runs each step in a copy of the caller's context, so what it
+  logs and traces belongs to the same request.
+ An engine failure mid-stream ends the stream with INTERNAL naming the
   request id, never CANCELLED.
 - A client that cancels, or whose deadline passes, cancels the handler's task; the
   stream's `finally` cancels the engine request, which stops within one decode step.
@@ -41,11 +46,11 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -54,6 +59,7 @@ from pathlib import Path
 
 import grpc
 
+from backend.call_record import REQUEST_ID_HEADER, CallRecord, request_id_of
 from backend.detokenize import IncrementalDetokenizer, StopMatcher
 from backend.engine import (
     EngineError,
@@ -76,7 +82,7 @@ from backend.response_cache import (
     is_deterministic,
 )
 from backend.retrieval.augment import Augmented, augment
-from backend.retrieval.collections import CollectionSet, RetrievedSources
+from backend.retrieval.collections import ChatRetrieval, CollectionSet, RetrievedSources
 from backend.validation import (
     RequestError,
     ValidChat,
@@ -89,6 +95,8 @@ from backend.validation import (
     validate_text,
 )
 from chat.v1 import chat_pb2, chat_pb2_grpc
+from telemetry.logs import log_context
+from telemetry.tracing import attach_remote, detach
 
 log = logging.getLogger("chatforge.server")
 _FINISH = {
@@ -213,7 +221,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         finally:
             if call.generation is not None:
                 call.generation.cancel()
-            self.metrics.generated_tokens.labels(model).inc(call.produced)
+            self.metrics.generation_tokens.labels(model).inc(call.produced)
             self.metrics.active_streams.labels(model).dec()
             self._active -= 1
             if self._active == 0:
@@ -226,45 +234,46 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             )
 
     @asynccontextmanager
-    async def _rpc(self, context, method: str, model: str = "") -> AsyncIterator[_Outcome]:
-        """Run one RPC: whatever goes wrong becomes one status code, one log line and one
-        count of the final code; a client that went away counts CANCELLED or
-        DEADLINE_EXCEEDED. Counted before the status leaves (`abort` sends it at once),
+    async def _rpc(
+        self, context, method: str, model: str = "", requested_id: str = ""
+    ) -> AsyncIterator[CallRecord]:
+        """Run one RPC under its record: whatever goes wrong becomes one status code, a
+        client that went away counts CANCELLED or DEADLINE_EXCEEDED, and the record is
+        closed (log line, metrics) before the status leaves (`abort` sends it at once),
         so a client that reads the metrics next sees its own call."""
-        outcome = _Outcome(model)
+        metadata = context.invocation_metadata() or ()
+        token = attach_remote(metadata)
+        record = CallRecord(
+            method, request_id_of(metadata, requested_id), context.peer(), self.metrics, model=model
+        )
         try:
-            yield outcome
-        except (asyncio.CancelledError, GeneratorExit):
-            remaining = context.time_remaining()
-            expired = remaining is not None and remaining <= 0
-            outcome.code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
-            self._count(method, outcome)
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a status
-            error = status_of(exc)
-            outcome.code = error.code.name
-            where = f"{method} {outcome.request_id}".rstrip()
-            if isinstance(
-                exc, RequestError | QueueFullError | EngineStoppedError | RequestTooLargeError
-            ):
-                log.info("%s: %s: %s", where, outcome.code, error.message)
-            elif isinstance(exc, EngineError):
-                log.error("%s: %s: %s", where, outcome.code, error.message)
-            else:
-                log.exception("%s: %s: unexpected error", where, outcome.code)
-            self._count(method, outcome)
-            await context.abort(error.code, error.message)
-        else:
-            self._count(method, outcome)
-
-    def _count(self, method: str, outcome: _Outcome) -> None:
-        model = outcome.model if outcome.code == "OK" else outcome.model or "unknown"
-        self.metrics.requests.labels(model, method, outcome.code).inc()
+            with log_context(request_id=record.request_id):
+                await context.send_initial_metadata([(REQUEST_ID_HEADER, record.request_id)])
+                try:
+                    yield record
+                except (asyncio.CancelledError, GeneratorExit):
+                    remaining = context.time_remaining()
+                    expired = remaining is not None and remaining <= 0
+                    record.code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
+                    record.close()
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a status
+                    error = status_of(exc)
+                    message = record.fail(error.code.name, error.message)
+                    if not isinstance(exc, _CLIENT_SIDE):  # a bug or an engine failure
+                        log.error("%s failed", method, exc_info=exc)
+                    record.close()
+                    await context.abort(error.code, message)
+                else:
+                    record.close()
+        finally:
+            detach(token)
 
     async def _in_pool(self, fn, *args, abandon=None):
         """`fn(*args)` on the CPU pool. If the call is cancelled meanwhile, `abandon` gets
         the result once it is ready (to cancel a generation nobody will read)."""
-        work = self._pool.submit(fn, *args)
+        # The caller's context (request id, span) travels with the work into the pool.
+        work = self._pool.submit(contextvars.copy_context().run, fn, *args)
         try:
             return await asyncio.wrap_future(work)
         except asyncio.CancelledError:
@@ -283,54 +292,79 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def Chat(
         self, request: chat_pb2.ChatRequest, context
     ) -> AsyncIterator[chat_pb2.ChatEvent]:
-        received = time.perf_counter()
-        request_id = request.request_id or uuid.uuid4().hex
-        async with self._rpc(context, "Chat", request.model) as outcome:
-            outcome.request_id = request_id
+        async with self._rpc(context, "Chat", request.model, request.request_id) as record:
+            record.request = request
             self._check_accepting()
             loaded = self.models.get(request.model)
+            record.model, record.adapter = loaded.name, loaded.adapter
             call = await self._in_pool(
-                self._admit_chat, loaded, request, request_id, abandon=_ChatCall.cancel
+                self._admit_chat, loaded, request, record, abandon=_ChatCall.cancel
             )
-            outcome.model = loaded.name
             async with self._stream(loaded.name, call):
-                async for event in self._events(loaded, call, request_id, received):
+                async for event in self._events(loaded, call, record):
                     yield event
             if call.reason == chat_pb2.CANCELLED:
-                outcome.code = "CANCELLED"
+                record.code = "CANCELLED"
 
-    def _admit_chat(self, loaded: LoadedModel, request, request_id: str) -> _ChatCall:
+    def _admit_chat(self, loaded: LoadedModel, request, record: CallRecord) -> _ChatCall:
         """Everything before the first event, on the CPU pool: validate, screen, retrieve,
         build and tokenise the prompt, look the reply up in the cache or submit it."""
         chat = validate_chat(request, loaded.context_length)
+        record.messages = chat.messages
         retrieval = self.collections.for_chat(request.rag)  # None when rag is off
-        screen = self.guard.screen_input(chat.messages)
+        with record.stage("guardrails.input"):
+            screen = self.guard.screen_input(chat.messages, loaded.name)
+        record.verdicts(screen.verdicts)
         call = _ChatCall(chat, screen)
         if screen.blocked:
             return call
-        found = retrieval.search(screen.messages) if retrieval else None
-        found, call.dropped = self._drop_flagged_chunks(found)
+        found = self._retrieve(retrieval, screen.messages, record)
+        with record.stage("guardrails.retrieval"):
+            found, call.dropped = self._drop_flagged_chunks(found, loaded.name)
+        record.verdicts(verdict for verdict, _ in call.dropped)
         call.rag = augment(screen.messages, found)
         call.prompt_ids = loaded.codec.encode_chat(call.rag.messages)
+        record.prompt_tokens = len(call.prompt_ids)
         sampling = fit_to_context(chat, len(call.prompt_ids), loaded.context_length)
         call.cache_key, call.replay = self._cache_lookup(
             loaded.name, call.rag.messages, sampling, chat.stop, call.rag.collection_version
         )
+        record.cache_hit = None if call.cache_key is None else call.replay is not None
         if call.replay is None:
+            record.submitted = time.perf_counter()
             call.generation = loaded.engine.submit(
-                call.prompt_ids, sampling, loaded.adapter, request_id
+                call.prompt_ids, sampling, loaded.adapter, record.request_id
             )
+            record.generation = call.generation
         return call
 
+    def _retrieve(
+        self, retrieval: ChatRetrieval | None, messages, record: CallRecord
+    ) -> RetrievedSources | None:
+        """Search the collection (a span with embed, search and fuse inside, and the
+        retrieval latency metric); None when the call asked for no retrieval."""
+        if retrieval is None:
+            return None
+        record.rag_collection = retrieval.collection.name
+        record.rag_k = retrieval.params.k
+        with record.stage("retrieval", **{"chatforge.collection": record.rag_collection}):
+            started = time.perf_counter()
+            found = retrieval.search(messages)
+            elapsed = time.perf_counter() - started
+        self.metrics.retrieval_latency.labels(record.model, record.rag_collection).observe(elapsed)
+        return found
+
     async def _events(
-        self, loaded: LoadedModel, call: _ChatCall, request_id: str, received: float
+        self, loaded: LoadedModel, call: _ChatCall, record: CallRecord
     ) -> AsyncIterator[chat_pb2.ChatEvent]:
         """The stream of one admitted call: started, guardrail findings, citations, then
         the reply (replayed from the cache or generated) and `finished`."""
         screen = call.screen
         yield chat_pb2.ChatEvent(
             started=chat_pb2.Started(
-                request_id=request_id, model=loaded.name, prompt_tokens=len(call.prompt_ids)
+                request_id=record.request_id,
+                model=loaded.name,
+                prompt_tokens=len(call.prompt_ids),
             )
         )
         for verdict in screen.verdicts:
@@ -340,21 +374,21 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             yield chat_pb2.ChatEvent(
                 delta=chat_pb2.Delta(text=self.guard.policy.messages.blocked, token_count=0)
             )
-            yield _finished(chat_pb2.BLOCKED, chat_pb2.Usage())
+            yield _finish(record, _finished(chat_pb2.BLOCKED, chat_pb2.Usage()))
             return
         for verdict, source in call.dropped:
             yield guardrail_event(verdict, source)
         if call.rag.citations is not None:
             yield chat_pb2.ChatEvent(citations=call.rag.citations)
         if call.replay is not None:
-            for event in self._replay(call, received):
+            for event in self._replay(call, record):
                 yield event
             return
         recorded: list[bytes] = []
         # The user's own system prompts are the secrets; the server's RAG instruction
         # is public, and a reply that quotes it is no leak.
-        output = self.guard.output_guard(screen.messages)
-        async for event in self._generate(loaded, call, output, received):
+        output = self.guard.output_guard(screen.messages, loaded.name)
+        async for event in self._generate(loaded, call, output, record):
             if call.cache_key is not None and not event.HasField("finished"):
                 recorded.append(event.SerializeToString())
             yield event
@@ -362,14 +396,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             self.cache.put(call.cache_key, CachedReply(tuple(recorded), call.reason, call.produced))
 
     def _drop_flagged_chunks(
-        self, found: RetrievedSources | None
+        self, found: RetrievedSources | None, model: str
     ) -> tuple[RetrievedSources | None, list[tuple[Verdict, str]]]:
         """Retrieved chunks the retrieval guardrail blocks never reach the prompt; its
         findings (blocked or flagged) become guardrail events, each with its chunk's
         path#anchor."""
         if found is None:
             return None, []
-        drops = self.guard.check_chunks([s.chunk.indexed_text for s in found.sources])
+        drops = self.guard.check_chunks([s.chunk.indexed_text for s in found.sources], model)
         blocked = {d.index for d in drops if d.verdict.action == "block"}
         kept = [s for i, s in enumerate(found.sources) if i not in blocked]
         findings = []
@@ -389,25 +423,28 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         counter.labels(model).inc()
         return key, replay
 
-    def _replay(self, call: _ChatCall, received: float) -> Iterator[chat_pb2.ChatEvent]:
+    def _replay(self, call: _ChatCall, record: CallRecord) -> Iterator[chat_pb2.ChatEvent]:
         reply = call.replay
         for raw in reply.events:
-            yield chat_pb2.ChatEvent.FromString(raw)
+            event = chat_pb2.ChatEvent.FromString(raw)
+            record.answer.append(event.delta.text)
+            yield event
         call.reason = reply.finish_reason
         usage = chat_pb2.Usage(
             prompt_tokens=len(call.prompt_ids),
             completion_tokens=reply.completion_tokens,
-            time_to_first_token_ms=(time.perf_counter() - received) * 1000,
+            time_to_first_token_ms=(time.perf_counter() - record.received) * 1000,
             cached=True,
         )
-        yield _finished(reply.finish_reason, usage)
+        yield _finish(record, _finished(reply.finish_reason, usage))
 
     async def _generate(
-        self, loaded: LoadedModel, call: _ChatCall, output, received: float
+        self, loaded: LoadedModel, call: _ChatCall, output, record: CallRecord
     ) -> AsyncIterator[chat_pb2.ChatEvent]:
         """The model's reply as events: deltas through the output guardrails, then
         `finished`. Sets `call.produced` and `call.reason`."""
         name = loaded.name
+        received = record.received
         generation = call.generation
         detokenizer = IncrementalDetokenizer(loaded.codec)
         stops = StopMatcher(call.chat.stop)
@@ -418,12 +455,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             if last_at is not None:
                 self.metrics.inter_token_latency.labels(name).observe(now - last_at)
             last_at = now
+            record.token(now)
             call.produced += 1
             pending_tokens += 1
             text = stops.feed(detokenizer.add(token))
             if stops.stopped:
                 generation.cancel()
             text, verdicts = output.feed(text)
+            record.verdicts(verdicts)
             for verdict in verdicts:
                 yield guardrail_event(verdict)
             if output.blocked:
@@ -433,6 +472,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 if first_at is None:
                     first_at = now
                     self.metrics.time_to_first_token.labels(name).observe(now - received)
+                record.answer.append(text)
                 yield chat_pb2.ChatEvent(
                     delta=chat_pb2.Delta(text=text, token_count=pending_tokens)
                 )
@@ -446,9 +486,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             tail, verdicts = output.feed(tail)
             rest, more = output.finish()
             tail += rest
+            record.verdicts(verdicts + more)
             for verdict in verdicts + more:
                 yield guardrail_event(verdict)
+        record.output_guard_seconds = output.seconds
         if tail and not output.blocked:
+            record.answer.append(tail)
             yield chat_pb2.ChatEvent(delta=chat_pb2.Delta(text=tail, token_count=pending_tokens))
         produced = call.produced
         if output.blocked:
@@ -464,7 +507,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             time_to_first_token_ms=((first_at or time.perf_counter()) - received) * 1000,
             tokens_per_second=(produced - 1) / decode_time if decode_time > 0 else 0.0,
         )
-        yield _finished(reason, usage)
+        yield _finish(record, _finished(reason, usage))
 
     async def CheckText(
         self, request: chat_pb2.CheckTextRequest, context
@@ -498,22 +541,21 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             return chat_pb2.ListModelsResponse(models=cards, default_model=self.models.default)
 
     async def GetModel(self, request: chat_pb2.GetModelRequest, context) -> chat_pb2.ModelCard:
-        async with self._rpc(context, "GetModel", request.name) as outcome:
+        async with self._rpc(context, "GetModel", request.name) as record:
             self._check_accepting()
             loaded = self.models.get(request.name)
-            outcome.model = loaded.name
+            record.model = loaded.name
             is_default = loaded.name == self.models.default
             # The full card reads the training curve and eval files from disk.
             return await self._in_pool(build_card, loaded, is_default, True)
 
     async def Score(self, request: chat_pb2.ScoreRequest, context) -> chat_pb2.ScoreResponse:
-        async with self._rpc(context, "Score", request.model) as outcome:
-            outcome.request_id = uuid.uuid4().hex
+        async with self._rpc(context, "Score", request.model) as record:
             self._check_accepting()
             loaded = self.models.get(request.model)
-            outcome.model = loaded.name
+            record.model = loaded.name
             context_ids, scoring = await self._in_pool(
-                self._admit_score, loaded, request, outcome.request_id
+                self._admit_score, loaded, request, record.request_id
             )
             scores = await scoring.wait()
             return chat_pb2.ScoreResponse(
@@ -540,10 +582,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         return context_ids, scoring
 
     async def RecordEval(self, request: chat_pb2.RecordEvalRequest, context):
-        async with self._rpc(context, "RecordEval", request.model) as outcome:
+        async with self._rpc(context, "RecordEval", request.model) as record:
             self._check_accepting()
             loaded = self.models.get(request.model)
-            outcome.model = loaded.name
+            record.model = loaded.name
             validate_eval_record(request)
             folder = Path(loaded.path)
             if not folder.is_dir():
@@ -558,9 +600,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     async def Retrieve(
         self, request: chat_pb2.RetrieveRequest, context
     ) -> chat_pb2.RetrieveResponse:
-        async with self._rpc(context, "Retrieve"):
+        async with self._rpc(context, "Retrieve") as record:
             self._check_accepting()
-            found = await self._in_pool(self.collections.retrieve, request)
+            with record.stage("retrieval"):
+                found = await self._in_pool(self.collections.retrieve, request)
             return chat_pb2.RetrieveResponse(
                 chunks=[
                     chat_pb2.Chunk(
@@ -604,18 +647,15 @@ def status_of(error: Exception) -> RequestError:
     )
 
 
+def _finish(record: CallRecord, event: chat_pb2.ChatEvent) -> chat_pb2.ChatEvent:
+    """The `finished` event, noted in the call's record on its way out."""
+    record.finished = event.finished
+    return event
+
+
 def _release(abandon, work: Future) -> None:
     if not work.cancelled() and work.exception() is None:
         abandon(work.result())
-
-
-@dataclass
-class _Outcome:
-    """How one RPC ended, for its log line and its count in the requests metric."""
-
-    model: str
-    code: str = "OK"
-    request_id: str = ""
 
 
 @dataclass

@@ -23,6 +23,8 @@ Design decisions:
   to its own address, 127.0.0.1 unless told otherwise.
 - Port 0 asks the OS for a free port; the ports actually bound are logged in one line
   (`listening on HOST:PORT metrics on HOST:PORT`) that tests and scripts can read.
+- With tracing on (the `OTEL_*` variables, telemetry/tracing.py) the OpenTelemetry gRPC
+  instrumentation's aio interceptor opens a server span per RPC; off, there is none.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from backend.response_cache import CacheConfig, ResponseCache
 from backend.retrieval.collections import CollectionSet
 from backend.rpc_handlers import service_handler
 from chat.v1 import chat_pb2
+from telemetry.tracing import server_interceptors
 
 log = logging.getLogger("chatforge.server")
 SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
@@ -116,7 +119,9 @@ class ChatServer:
 
     async def start(self) -> None:
         """Listen at once (health NOT_SERVING) and load the models in the background."""
-        self._grpc = grpc.aio.server(interceptors=self.config.interceptors)
+        # The tracing interceptor first: a call the key check refuses still has its span.
+        interceptors = [*server_interceptors(aio=True), *self.config.interceptors]
+        self._grpc = grpc.aio.server(interceptors=interceptors)
         self._grpc.add_generic_rpc_handlers(
             (service_handler(SERVICE, self.service, self.service.reject),)
         )
@@ -167,8 +172,11 @@ class ChatServer:
             log.error("could not load the guard classifier: %s", exc)
             return False
         try:
+            started = time.perf_counter()
             for loaded in load_models(self.registry.models, self.metrics.observe_step):
-                log.info("loaded model %s", loaded.name)
+                seconds, started = time.perf_counter() - started, time.perf_counter()
+                log.info("loaded model %s in %.1f s", loaded.name, seconds)
+                self.metrics.model_load_time.labels(loaded.name).set(seconds)
                 self.models.models[loaded.name] = loaded
         except Exception as exc:
             log.error("could not load the models: %s", exc)
