@@ -97,9 +97,12 @@ class CallRecord:
     # The end ---------------------------------------------------------------------------
 
     def fail(self, code: str, message: str) -> str:
-        """Record a refusal or failure; the message the caller gets, naming the request."""
+        """Record a refusal or failure; the message the caller gets, naming the request
+        (once: an engine failure names it already)."""
         self.code, self.error = code, message
-        return f"{message} (request id {self.request_id})"
+        return (
+            message if self.request_id in message else f"{message} (request id {self.request_id})"
+        )
 
     def close(self) -> None:
         ended = time.perf_counter()

@@ -29,6 +29,21 @@ def log_lines(process) -> list[dict]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+def finished_log_line(process, request_id: str) -> dict:
+    """The one log line a server writes when the call `request_id` ends."""
+
+    def find():
+        return [
+            line
+            for line in log_lines(process)
+            if line.get("request_id") == request_id and " finished: " in line["message"]
+        ]
+
+    assert wait_for(find, timeout=10), f"no finished line for {request_id}"
+    [line] = find()
+    return line
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from backend.client import ChatClient
 from backend.launcher import BackendProcess
 from tests.browser import ask, set_number
-from tests.helpers import log_lines, wait_for
+from tests.helpers import finished_log_line, wait_for
 from tests.otlp_receiver import OtlpReceiver
 from tests.prometheus import OBSERVABILITY, PrometheusProcess
 from ui.launcher import UiProcess
@@ -188,11 +188,7 @@ def test_retrieval_steps_are_spans_under_the_retrieval_span(stack):
 
 def test_the_server_log_joins_the_ui_turn_to_its_trace(stack):
     request_id = stack["ui_request_id"]
-    [line] = [
-        line
-        for line in log_lines(stack["server"])
-        if line.get("request_id") == request_id and " finished: " in line["message"]
-    ]
+    line = finished_log_line(stack["server"], request_id)
     [turn] = [s for s in stack["receiver"].spans() if s.name == "chat tiny"]
     assert line["trace_id"] == turn.trace_id
     # --log-content: this server logs the conversation and the answer

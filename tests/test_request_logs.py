@@ -9,20 +9,7 @@ import grpc
 import pytest
 
 from chat.v1 import chat_pb2, chat_pb2_grpc
-from tests.helpers import log_lines, wait_for
-
-
-def finished_line(server, request_id: str) -> dict:
-    def find():
-        return [
-            line
-            for line in log_lines(server)
-            if line.get("request_id") == request_id and " finished: " in line["message"]
-        ]
-
-    assert wait_for(find, timeout=10), f"no finished line for {request_id}"
-    [line] = find()
-    return line
+from tests.helpers import finished_log_line, log_lines
 
 
 @pytest.fixture
@@ -45,7 +32,7 @@ def test_the_log_names_the_request_and_trace_ids_the_client_sent(tiny_server, st
     assert dict(call.initial_metadata())["x-request-id"] == request_id
     assert events[0].started.request_id == request_id  # the metadata's id, used as is
 
-    line = finished_line(tiny_server, request_id)
+    line = finished_log_line(tiny_server, request_id)
     assert (line["method"], line["code"], line["model"]) == ("Chat", "OK", "tiny")
     assert line["trace_id"] == trace_id and line["level"] == "INFO"
     assert line["prompt_tokens"] == events[0].started.prompt_tokens > 0
@@ -71,6 +58,6 @@ def test_a_refused_call_names_its_request_id_in_the_error_and_the_log(tiny_serve
         list(stub.Chat(request, timeout=60))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert raised.value.details().endswith("(request id refused-1)")
-    line = finished_line(tiny_server, "refused-1")
+    line = finished_log_line(tiny_server, "refused-1")
     assert line["code"] == "NOT_FOUND" and "unknown model 'no-such-model'" in line["error"]
     assert "trace_id" not in line  # the client sent no trace context

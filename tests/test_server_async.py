@@ -5,6 +5,7 @@ naming the problem, for every RPC."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
@@ -15,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from backend.client import ChatClient, RetryPolicy
 from backend.launcher import BackendProcess
 from chat.v1 import chat_pb2, chat_pb2_grpc
-from tests.helpers import metric_value, wait_for
+from tests.helpers import finished_log_line, metric_value, wait_for
 from tests.tiny_model import make_tokenizer, save_checkpoint, tiny_llama
 
 SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
@@ -123,8 +124,10 @@ def test_a_failing_forward_pass_ends_the_stream_with_internal_naming_the_request
     after = metric_value(server, "chatforge_requests_total", code="INTERNAL", **labels)
     assert after == before + 1
     assert metric_value(server, "chatforge_requests_total", code="CANCELLED", **labels) == 0
-    log = server.log_path.read_text()
-    assert "Chat req-broken-1: INTERNAL: request req-broken-1: the model failed" in log
+    line = finished_log_line(server, "req-broken-1")  # the message names it already: once
+    assert (line["code"], line["level"]) == ("INTERNAL", "ERROR")
+    assert line["error"].startswith("request req-broken-1: the model failed")
+    assert info.value.details() == line["error"]
 
 
 def test_a_failing_score_is_internal_too(server):
@@ -171,8 +174,12 @@ def test_malformed_bytes_are_invalid_argument_for_every_rpc(server, method):
         server, "chatforge_requests_total", method=method.name, code="INVALID_ARGUMENT"
     )
     assert after == before + 1
+    # The server assigned a request id, named in the message and in its log line.
+    request_id = re.search(r"\(request id ([0-9a-f]{32})\)$", info.value.details())[1]
+    line = finished_log_line(server, request_id)
+    assert (line["method"], line["code"]) == (method.name, "INVALID_ARGUMENT")
+    assert info.value.details() == f"{line['error']} (request id {request_id})"
     log = server.log_path.read_text()
-    assert f"{method.name}: INVALID_ARGUMENT: {info.value.details()}\n" in log
     assert "Traceback" not in log and "Exception deserializing" not in log
 
 
@@ -183,8 +190,9 @@ def test_malformed_bytes_deep_in_a_chat_request_name_the_field(server):
     with grpc.insecure_channel(server.target) as channel, pytest.raises(grpc.RpcError) as info:
         list(channel.unary_stream(f"/{SERVICE.full_name}/Chat")(payload, timeout=10))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert info.value.details() == (
+    expected = (
         "the request is not a valid chat.v1.ChatRequest: field `messages[1].content` holds "
         "bytes that are not UTF-8; protobuf string fields must be UTF-8 text (send binary "
         "data encoded, e.g. as base64)"
     )
+    assert re.fullmatch(re.escape(expected) + r" \(request id \w+\)", info.value.details())
