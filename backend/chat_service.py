@@ -260,7 +260,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 except Exception as exc:  # noqa: BLE001 - every failure must reach the client as a status
                     error = status_of(exc)
                     message = record.fail(error.code.name, error.message)
-                    if not isinstance(exc, _CLIENT_SIDE):  # a bug or an engine failure
+                    if not isinstance(exc, (*_CLIENT_SIDE, EngineError)):  # a bug: traceback
                         log.error("%s failed", method, exc_info=exc)
                     record.close()
                     await context.abort(error.code, message)
