@@ -335,9 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_keys_parser(sub, logs)
 
-    health = sub.add_parser(
-        "health", help="exit 0 when the server reports SERVING", parents=logs
-    )
+    health = sub.add_parser("health", help="exit 0 when the server reports SERVING", parents=logs)
     health.add_argument("--target", default="127.0.0.1:50051", help="server host:port")
     health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait")
     add_client_flags(health)
