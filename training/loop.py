@@ -337,6 +337,10 @@ def _train(cfg, model_config, train_rows, val_rows, run_meta, init_state, ctx) -
             return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    if cfg.threads < 0:
+        raise TrainingError(
+            f"--threads {cfg.threads}: give a count of CPU threads, or 0 for torch's default"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
