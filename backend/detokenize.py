@@ -1,41 +1,84 @@
 """Streaming text from token ids: incremental detokenization and stop strings.
 
 Design decisions:
-- Byte-level BPE tokens can end in the middle of a UTF-8 character. Decoding each token on
-  its own would emit U+FFFD; instead the detokenizer decodes a short window of recent
-  tokens and emits only the text that is complete (not ending in U+FFFD) and new, the
-  prefix/read-offset scheme used by text-generation servers. Decoding the window rather
-  than the whole sequence keeps each step O(1) in the answer's length.
-- Stop strings are matched on text, after detokenization: the matcher holds back only the
-  tail that could still be the start of a stop string, so the stream stays incremental
-  and a stop string is never shown to the client.
+- A delta never splits a character and never carries a U+FFFD the model did not produce
+  whole. Byte-level BPE tokens can end in the middle of a UTF-8 character, so for a
+  byte-level tokenizer the detokenizer works on bytes (`TextCodec.token_bytes`) through
+  Python's incremental UTF-8 decoder: it emits each character once its last byte
+  arrives, so a real U+FFFD (bytes EF BF BD) passes like any other character. Bytes that
+  can never form a character (a model's invalid sequence), and the start of a character
+  still incomplete when the stream ends (at max_tokens, at cancel), are dropped rather
+  than shown as U+FFFD: `decode` cannot tell those from a real U+FFFD, bytes can.
+- Tokenizers that are not byte-level (SentencePiece and the like) fall back to decoding
+  a short window of recent tokens and emitting only text that is complete (not ending
+  in U+FFFD) and new, the prefix/read-offset scheme of text-generation servers. There a
+  trailing U+FFFD at the end of the stream is taken for an incomplete character and
+  dropped, since text alone cannot tell it apart. Either way each step is O(1) in the
+  answer's length.
+- Stop strings are matched on text, after detokenization, so a cut always falls between
+  whole characters: the matcher holds back only the tail that could still be the start
+  of a stop string, the stream stays incremental and a stop string is never shown.
 """
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from typing import Protocol
 
 
-class Decoder(Protocol):
+class Codec(Protocol):
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = ...) -> str: ...
+
+    def token_bytes(self) -> list[bytes] | None: ...
 
 
 class IncrementalDetokenizer:
-    def __init__(self, tokenizer: Decoder) -> None:
-        self._tokenizer = tokenizer
+    """Token ids in, whole characters out: `add` each generated id, `flush` at the end."""
+
+    def __init__(self, codec: Codec) -> None:
+        table = codec.token_bytes()
+        self._stream = _TextWindow(codec) if table is None else _Utf8Stream(table)
+
+    def add(self, token_id: int) -> str:
+        """Add one token; return the newly completed text (possibly empty)."""
+        return self._stream.add(token_id)
+
+    def flush(self) -> str:
+        """The end of the stream: whatever complete text is left, never a cut character."""
+        return self._stream.flush()
+
+
+class _Utf8Stream:
+    def __init__(self, table: list[bytes]) -> None:
+        self._table = table
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+
+    def add(self, token_id: int) -> str:
+        # An id past the tokenizer's vocabulary (a model's padded embedding rows) decodes
+        # to nothing, as `decode` skips it.
+        piece = self._table[token_id] if 0 <= token_id < len(self._table) else b""
+        return self._utf8.decode(piece)
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True)
+
+
+class _TextWindow:
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
         self._ids: list[int] = []
         self._prefix_offset = 0
         self._read_offset = 0
 
+    def _window(self) -> tuple[str, str]:
+        decode = self._codec.decode
+        prefix = decode(self._ids[self._prefix_offset : self._read_offset])
+        return prefix, decode(self._ids[self._prefix_offset :])
+
     def add(self, token_id: int) -> str:
-        """Add one token; return the newly completed text (possibly empty)."""
         self._ids.append(token_id)
-        decode = self._tokenizer.decode
-        prefix = decode(
-            self._ids[self._prefix_offset : self._read_offset], skip_special_tokens=True
-        )
-        full = decode(self._ids[self._prefix_offset :], skip_special_tokens=True)
+        prefix, full = self._window()
         if len(full) <= len(prefix) or full.endswith("\ufffd"):
             return ""
         self._prefix_offset = self._read_offset
@@ -43,14 +86,9 @@ class IncrementalDetokenizer:
         return full[len(prefix) :]
 
     def flush(self) -> str:
-        """Whatever is left at the end (an incomplete character decodes as U+FFFD)."""
-        decode = self._tokenizer.decode
-        prefix = decode(
-            self._ids[self._prefix_offset : self._read_offset], skip_special_tokens=True
-        )
-        full = decode(self._ids[self._prefix_offset :], skip_special_tokens=True)
+        prefix, full = self._window()
         self._prefix_offset = self._read_offset = len(self._ids)
-        return full[len(prefix) :]
+        return full[len(prefix) :].rstrip("\ufffd")
 
 
 class StopMatcher:

@@ -8,6 +8,9 @@ Design decisions:
   and the allowed range, so a client can fix the call without reading the server's code.
 - Unset sampling fields (proto3 `optional`) take the `SamplingConfig` defaults; an explicit
   0 temperature is greedy decoding, not "unset".
+- An unset `max_tokens` means "as much as fits, up to the default": it is never an error,
+  whatever the model's context; `fit_to_context` shrinks it to the room the prompt leaves.
+  An explicit `max_tokens` that cannot fit is INVALID_ARGUMENT, saying how much would.
 """
 
 from __future__ import annotations
@@ -89,10 +92,12 @@ def validate_sampling(params: chat_pb2.SamplingParams, context_length: int) -> S
         raise invalid(f"sampling.top_k: {config.top_k} must be >= 0 (0 disables top-k)")
     if config.max_tokens < 1:
         raise invalid(f"sampling.max_tokens: {config.max_tokens} must be >= 1")
-    if config.max_tokens >= context_length:
+    # An unset max_tokens is the default, which `fit_to_context` shrinks to the room the
+    # prompt leaves: a default must fit any model, however short its context.
+    if params.HasField("max_tokens") and config.max_tokens >= context_length:
         raise invalid(
             f"sampling.max_tokens: {config.max_tokens} is beyond the model's context of "
-            f"{context_length} tokens"
+            f"{context_length} tokens; ask for fewer, or leave it unset for as much as fits"
         )
     if not 0.0 < config.repetition_penalty <= 2.0:
         raise invalid(

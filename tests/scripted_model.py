@@ -10,7 +10,8 @@ real engine, detokenizer and server.
 
 A script must not repeat a token (a token has one successor); `make_scripted_models`
 trains one BPE tokenizer on all scripts so that each word becomes one token, and refuses a
-script that still repeats one.
+script that still repeats one. `make_scripted_ids` takes the reply as token ids instead,
+for replies no text encodes to (a character cut into single-byte tokens).
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ from tests.tiny_model import make_tokenizer, save_checkpoint, tiny_llama
 def make_scripted_models(folder: Path, scripts: dict[str, str]) -> dict[str, Path]:
     """One checkpoint per script under `folder/NAME`; returns NAME -> folder."""
     tokenizer = make_tokenizer(vocab_size=2000, texts=tuple(scripts.values()))
+    return {
+        name: make_scripted_ids(
+            folder / name,
+            tokenizer,
+            tokenizer(script, add_special_tokens=False)["input_ids"],
+            seed=i,
+        )
+        for i, (name, script) in enumerate(scripts.items())
+    }
+
+
+def make_scripted_ids(folder: Path, tokenizer, reply: list[int], seed: int = 0) -> Path:
+    """A checkpoint in `folder` whose greedy reply is the ids `reply`, then end of turn."""
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "x"}], add_generation_prompt=True, tokenize=False
     )
     start = tokenizer(prompt, add_special_tokens=False)["input_ids"][-1]
-    out = {}
-    for i, (name, script) in enumerate(scripts.items()):
-        ids = tokenizer(script, add_special_tokens=False)["input_ids"]
-        chain = [start, *ids, tokenizer.eos_token_id]
-        if len(set(chain[:-1])) != len(chain) - 1:
-            raise ValueError(f"script {name!r} repeats a token; reword it")
-        out[name] = _save(folder / name, tokenizer, chain, seed=i)
-    return out
-
-
-def _save(folder: Path, tokenizer, chain: list[int], seed: int) -> Path:
+    chain = [start, *reply, tokenizer.eos_token_id]
+    if len(set(chain[:-1])) != len(chain) - 1:
+        raise ValueError(f"script {tokenizer.decode(reply)!r} repeats a token; reword it")
     torch.manual_seed(seed)
     model = tiny_llama(tokenizer, layers=1, context=2048)
     with torch.no_grad():

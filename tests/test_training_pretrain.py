@@ -126,6 +126,7 @@ def test_bad_runs_are_refused_with_a_reason(prepared, tmp_path, capsys):
         (args(tmp_path / "b", "--micro-batch-size", "3"), "micro-batch"),
         (args(tmp_path / "c", "--seq-len", "400"), "--seq-len"),
         (args(tmp_path / "d", "--n-embd", "30"), "not divisible"),
+        (args(tmp_path / "e", "--threads", "-1"), "--threads -1: give a count"),
     ]
     for argv, reason in cases:
         assert train_here(*argv) == 2, argv

@@ -18,6 +18,11 @@ Design decisions:
   loss when measured, lr, tokens/s, FLOPs, gradient norm); rows past the checkpoint are
   dropped on resume so the curve has no duplicates. `run.json` says how the run was made
   and how it ended (completed, early-stopped or interrupted).
+- A run is a pure function of its settings at a fixed CPU thread count: the kernels split
+  their sums by thread, so 1 and 2 threads part in the last bits from the third step and
+  the curves drift apart from there. `--threads` fixes the count (recorded in run.json,
+  like the count used) instead of leaving it to $OMP_NUM_THREADS; it is not a trajectory
+  setting, so a run may resume on another count.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class TrainConfig:
     dtype: str = "auto"
     compile: str = "auto"
     device: str = "auto"
+    threads: int = 0
     resume: bool = False
 
     def to_dict(self) -> dict:
@@ -114,6 +120,8 @@ HELP = {
     "dtype": "auto | float32 | bfloat16 (autocast; auto: bf16 on CUDA)",
     "compile": "auto | on | off (torch.compile; auto: on for CUDA)",
     "device": "auto | cpu | cuda",
+    "threads": "CPU threads of this process (0: torch's default, from $OMP_NUM_THREADS or "
+    "the cores); the sums inside the kernels, so the loss curve, depend on it",
 }
 CHOICES = {
     "decay": ["cosine", "linear", "constant"],
@@ -329,6 +337,12 @@ def _train(cfg, model_config, train_rows, val_rows, run_meta, init_state, ctx) -
             return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    if cfg.threads < 0:
+        raise TrainingError(
+            f"--threads {cfg.threads}: give a count of CPU threads, or 0 for torch's default"
+        )
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = GPT(model_config)
     state = {"step": 0, "best_val": math.inf, "evals_since_best": 0, "elapsed": 0.0}

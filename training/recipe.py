@@ -9,6 +9,9 @@ Design decisions:
 - Stages are idempotent and resumable: a finished stage (corpus manifest, tokenizer file,
   run.json with status completed) is reused, an interrupted training stage continues with
   `--resume`. Ctrl-C at any point loses at most the steps since the last checkpoint.
+- The thread count is pinned (`--threads`, default: the cores this process may use), not
+  taken from $OMP_NUM_THREADS: the loss depends on it (see training/loop.py), and the
+  same command on the same machine must give the same model.
 - The recipe's defaults favour a model that is clearly better than a unigram baseline and
   writes docs-like text within the time budget over one that is as good as possible: a
   4-layer, 256-wide GPT (about 4M parameters) seeing 1.6M tokens (0.7 epoch) of the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -38,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-steps", type=int, default=400)
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--optimizer", choices=["adamw", "muon"], default="adamw")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="CPU threads for pretrain and SFT, fixed whatever $OMP_NUM_THREADS says: the "
+        "loss depends on it (default: the cores this process may use, %(default)s here)",
+    )
     parser.add_argument("--name", default=MODEL_NAME, help="name in runs/models.yaml")
 
 
@@ -90,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
         _stage("tokenizer", argv + ["--vocab-size", str(args.vocab_size)], timings)
     shared = ["--corpus", str(corpus), "--seq-len", str(args.seq_len)]
     shared += ["--batch-size", str(args.batch_size), "--micro-batch-size", str(args.batch_size)]
-    shared += ["--optimizer", args.optimizer, "--log-every", "10"]
+    shared += ["--optimizer", args.optimizer, "--log-every", "10", "--threads", str(args.threads)]
     _train_stage(
         "pretrain",
         base,
