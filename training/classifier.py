@@ -122,11 +122,25 @@ def error_analysis(test: list[Example], probabilities: np.ndarray, threshold: fl
 def train_tfidf(train: list[Example], seed: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
+    from sklearn.pipeline import FeatureUnion, Pipeline
 
-    model = Pipeline(
+    features = FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)),
+            # Character n-grams within word boundaries: languages without spaces, word
+            # forms (ignore / ignoriere / ignora) and spelling variants share features.
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2,
+                    max_features=60_000,
+                ),
+            ),
+        ]
+    )  # fmt: skip
+    model = Pipeline(
+        [
+            ("features", features),
             ("logreg", LogisticRegression(C=4.0, max_iter=2000, random_state=seed)),
         ]
     )
