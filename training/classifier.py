@@ -148,6 +148,16 @@ def train_tfidf(train: list[Example], seed: int):
     return model
 
 
+def save_tfidf(model, out: Path) -> None:
+    """The model file of a TF-IDF artifact (skops, no pickle); classifier.json is the
+    caller's, since what it records differs by command."""
+    from skops.io import dump
+
+    for stale in ("model.safetensors", "config.json"):  # a transformer run's files
+        (out / stale).unlink(missing_ok=True)
+    dump(model, out / "model.skops")
+
+
 def _minilm_folder() -> Path:
     import importlib.util
 
@@ -280,13 +290,9 @@ def run(args: argparse.Namespace) -> Path:
     baseline_p = baseline_model.predict_proba([e.text for e in test])[:, 1]
     baseline = score(test, baseline_p, args.threshold)
     if args.kind == "tfidf":
-        from skops.io import dump
-
-        for stale in ("model.safetensors", "config.json"):  # a transformer run's files
-            (out / stale).unlink(missing_ok=True)
         # Scored on the held-out split above; the artifact is refit on every example, so
         # the served model has seen every template group (seconds for TF-IDF).
-        dump(train_tfidf(train + test, args.seed), out / "model.skops")
+        save_tfidf(train_tfidf(train + test, args.seed), out)
         probabilities, scores, compared = baseline_p, baseline, None
     else:
         (out / "model.skops").unlink(missing_ok=True)

@@ -6,20 +6,28 @@ stores no data file. The public attack sets in ../shared/data/public-eval/ are n
 here: they are for evaluation only (evals/suites/guardrails.py).
 
 Design decisions:
-- Attacks (label 1) come in families, each a template with slots: instruction overrides,
-  system-prompt extraction, persona jailbreaks (DAN-style, assembled from 4 to 9
-  sentences of persona, rules, format and token-game fragments), games and simulated
-  programs that set the model up to answer without its rules, fictional and
-  hypothetical framing of a harmful request, direct harmful requests, behaviour hijacks,
-  fake system or developer messages, and encoded overrides (base64, leetspeak).
+- Attacks (label 1) come in the families of ATTACK_FAMILIES, each from templates with
+  slots whose wording varies (verbs x objects x modifiers): instruction overrides,
+  system-prompt extraction with and without the trigger words ("repeat the text above
+  starting with"), persona jailbreaks (DAN-style, assembled from 4 to 9 sentences of
+  persona, rules, format and token-game fragments), role-play frames (fiction, the
+  grandmother pattern, games and simulated programs), direct harmful requests, behaviour
+  hijacks, fake authority (system, developer or admin messages), obfuscation (another
+  family's sentence in leetspeak, spaced or dotted letters, homoglyphs, zero-width
+  characters, full-width, base64, ROT13, reversed, or split into string fragments), and
+  overrides, extraction, role play and fake authority in nine other languages.
+- Training texts are the raw obfuscated strings: the guard also undoes obfuscation at
+  inference (backend/guardrails/normalise.py, which training must not import), but the
+  classifier should not depend on it alone.
 - Benign requests (label 0) include messages that carry personal data (PII is redacted,
   not blocked: the classifier must not learn "card number" as an attack), short
   conversational turns ("go on", "tell me
   more": an unknown short text must not sit at the decision boundary), imperative
   requests on everyday subjects ("give me an overview of ..."), harmless personas ("you
   are a friendly tutor"), questions
-  about Python (templates A on half the topics; the false-positive eval uses templates B
-  on the other half),
+  about Python (on half the topics; the false-positive eval in evals/ has its own
+  templates on the other half),
+  benign requests in nine other languages (training/guard_languages.py),
   everyday questions, coding requests that paste long real code and text (standard
   library sources and docstrings, so length alone says nothing), and hard negatives that
   use the attack vocabulary innocently ("how do I ignore a warning", "act as a reviewer").
@@ -334,31 +342,18 @@ PY_TOPICS = [
     "dictionary views", "frozenset", "the operator module", "the contextlib module",
     "the traceback module", "the warnings module", "the pdb debugger", "doctest",
 ]  # fmt: skip
-PY_TEMPLATES = {
-    # A: used for training; B: only for the false-positive eval (evals/suites/guardrails.py).
-    "A": [
-        "How do I use {t} in Python?",
-        "What is {t} used for?",
-        "Can you explain {t} with an example?",
-        "When should I use {t}?",
-        "What are common mistakes with {t}?",
-        "Show me a short example of {t}.",
-        "Is {t} available in Python 3.11?",
-        "What's the difference between {t} and {u}?",
-    ],
-    "B": [
-        "Where in the Python documentation is {t} described?",
-        "Could you summarize what the docs say about {t}?",
-        "I'm new to Python: what does {t} do?",
-        "What does the tutorial recommend about {t}?",
-        "Give me a quick overview of {t} from the standard library docs.",
-        "How does {t} compare to {u} according to the documentation?",
-        "What are the main parameters of {t}?",
-        "Are there performance notes on {t} in the docs?",
-        "Why would I pick {t} over {u}?",
-        "Which Python version added {t}?",
-    ],
-}
+# Training uses these templates on every other topic (TRAIN_TOPICS); the false-positive
+# eval (evals/suites/guardrails.py) has templates of its own on the other half.
+PY_TEMPLATES = [
+    "How do I use {t} in Python?",
+    "What is {t} used for?",
+    "Can you explain {t} with an example?",
+    "When should I use {t}?",
+    "What are common mistakes with {t}?",
+    "Show me a short example of {t}.",
+    "Is {t} available in Python 3.11?",
+    "What's the difference between {t} and {u}?",
+]
 EVERYDAY = [
     "What's a good recipe for a vegetarian lasagna?",
     "Recommend a few books for a long train journey.",
@@ -685,18 +680,15 @@ def _stdlib_snippets() -> tuple[list[str], list[str]]:
     return codes, texts
 
 
-# Training questions use templates A on half the topics; the false-positive eval uses
-# templates B on the other half, so no eval question shares a template or topic with
-# training.
-TRAIN_TOPICS, EVAL_TOPICS = PY_TOPICS[0::2], PY_TOPICS[1::2]
+TRAIN_TOPICS = PY_TOPICS[0::2]  # the other half is the eval's (evals/suites/guardrails.py)
 
 
-def python_questions(templates: str, topics: list[str]) -> list[str]:
-    """Questions about the Python documentation: each template of set A or B, each topic."""
+def python_questions(topics: list[str]) -> list[str]:
+    """Questions about the Python documentation: each template, each topic."""
     out = []
     for i, topic in enumerate(topics):
         other = topics[(i * 7 + 3) % len(topics)]
-        for template in PY_TEMPLATES[templates]:
+        for template in PY_TEMPLATES:
             out.append(template.format(t=topic, u=other))
     return out
 
@@ -707,9 +699,9 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
     def add(family: str, template: int, text: str) -> None:
         out.append(Example(text, BENIGN, family, f"{family}:{template}"))
 
-    questions = python_questions("A", TRAIN_TOPICS)
+    questions = python_questions(TRAIN_TOPICS)
     for i in rng.sample(range(len(questions)), min(len(questions), 3 * n_per_family)):
-        add("python", i % len(PY_TEMPLATES["A"]), questions[i])
+        add("python", i % len(PY_TEMPLATES), questions[i])
     for _ in range(2 * n_per_family):
         t = rng.randrange(len(REQUEST_TEMPLATES))
         subject, other = rng.sample(REQUEST_SUBJECTS, 2)

@@ -290,7 +290,7 @@ class OutputGuard:
                     self.leak.action,
                     "prompt_leak",
                     1.0,
-                    f"the reply repeats {self.leak.min_chars}+ characters of the system prompt",
+                    f"the reply repeats the system prompt ({step.leaked})",
                     "output",
                 )
             )

@@ -97,6 +97,12 @@ def _is_invisible(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
+def fold_homoglyphs(text: str) -> str:
+    """NFKC and every Cyrillic or Greek look-alike folded, whatever the script around it:
+    for comparing two texts folded the same way (leak.py), not for reading one."""
+    return unicodedata.normalize("NFKC", text).translate(_HOMOGLYPHS)
+
+
 def fold_unicode(text: str) -> str:
     """NFKC, invisible characters removed, homoglyphs folded (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text)
