@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.guardrails.classifier import AttackClassifier, load_classifier
-from backend.guardrails.normalise import views, word_count
+from backend.guardrails.normalise import raw_view, views, word_count
 from backend.guardrails.pii import count_kinds, find_pii, redact
 from backend.guardrails.policy import SEVERITY, Policy, PolicyError
 from backend.guardrails.rules import category_scores, match_rules
@@ -147,7 +147,7 @@ class Guard:
                     stage,
                 )
             )
-        text_views = views(text)
+        text_views = views(text) if self.policy.input.normalise else [raw_view(text)]
         hits = match_rules(text, retrieval=stage == "retrieval", text_views=text_views)
         for category, (score, members) in category_scores(hits).items():
             threshold = self.policy.category(category).threshold

@@ -214,11 +214,15 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", fold_leetspeak(despace(fold_unicode(text)))).strip()
 
 
+def raw_view(text: str) -> View:
+    """The text as received, whitespace collapsed: what detectors see without normalisation."""
+    return View("raw", _WS.sub(" ", text).strip())
+
+
 def views(text: str) -> list[View]:
     """The raw text and every distinct view of it, raw first."""
-    raw = _WS.sub(" ", text).strip()
-    out = [View("raw", raw)]
-    seen = {raw}
+    out = [raw_view(text)]
+    seen = {out[0].text}
     _add_views(text[:MAX_CHARS], "", out, seen, depth=0)
     return out
 
