@@ -65,6 +65,24 @@ _LIMITS = (
     r"concerns|standards)|content polic(?:y|ies)|safeguards|regard for)"
 )
 
+# The override in French, Spanish, German, Italian, Portuguese, Dutch, Russian, Chinese and
+# Japanese: a verb of ignoring, a word for "previous/all/your", and a word for the rules.
+_ML_VERB = (
+    r"(?:ignor\w*|oubli\w*|olvid\w*|omit\w*|vergiss\w*|vergeet|negeer|dimentic\w*|"
+    r"esque[cç]\w*|desconsider\w*|игнорир\w*|забудь\w*|забыть|忽略|无视|無視|忘れ|捨て)"
+)
+_ML_PRIOR = (
+    r"(?:pr[ée]c[ée]dent\w*|ant[ée]rieur\w*|anterior\w*|previ\w*|tou(?:te)?s|toda?s|tutt[ei]|"
+    r"vorherig\w*|bisherig\w*|ursprünglich\w*|alle[ns]?|vorige|eerdere|precedent\w*|"
+    r"предыдущ\w*|прежн\w*|все|свои|之前|以前|先前|所有|これまで|以前の|すべて|全部)"
+)
+_ML_NOUN = (
+    r"(?:instructions?|consignes?|directives?|r[èe]gles?|reglas?|instrucci\w+|normas?|"
+    r"anweisung\w*|regeln|richtlinien|vorgaben|istruzion\w+|regole|direttive|"
+    r"instru[cç][õo]es|regras|diretrizes|instructies|regels|richtlijnen|инструкц\w+|"
+    r"указани\w+|правил\w*|指令|指示|规则|規則|ルール|ガイドライン)"
+)
+
 INPUT_RULES: tuple[Rule, ...] = (
     # Instruction override and system-prompt extraction.
     _r(
@@ -72,6 +90,14 @@ INPUT_RULES: tuple[Rule, ...] = (
         "injection",
         STRONG,
         rf"\b{_OVERRIDE_VERB}\W+{_GAP}{_PRIOR}\W+{_GAP}{_RULE_NOUN}\b",
+    ),
+    _r(
+        "override-instructions-multilingual",
+        "injection",
+        STRONG,
+        rf"{_ML_VERB}.{{0,40}}?{_ML_PRIOR}.{{0,30}}?{_ML_NOUN}|"
+        rf"{_ML_PRIOR}.{{0,20}}?{_ML_NOUN}.{{0,20}}?{_ML_VERB}",
+        re.I | re.S,
     ),
     _r(
         "do-not-follow-rules",
@@ -94,6 +120,17 @@ INPUT_RULES: tuple[Rule, ...] = (
         r"(?:me\W+)?(?:your|the|all)\W+(?:\w+\W+){0,2}?(?:system prompt|initial prompt|"
         r"hidden (?:prompt|instructions)|instructions above|secret instructions|"
         r"original instructions|pre-?prompt)",
+    ),
+    _r(
+        "copy-the-preceding-text",
+        "injection",
+        STRONG,
+        r"\b(?:repeat|print|output|copy|reproduce|echo|dump|paste|quote|recite|spell out|"
+        r"write out|type out|show me|tell me|reveal|list)\W+(?:\w+\W+){0,3}?"
+        r"(?:text|words|message|everything|instructions|prompt|configuration|setup|rules|"
+        r"guidelines|preamble|context)\W+(?:\w+\W+){0,4}?(?:above|before (?:this|my|the "
+        r"user)|preceding|at the (?:start|beginning|top)|you were (?:given|told|set up|"
+        r"initiali[sz]ed)|you received|initially|verbatim|word for word)",
     ),
     _r(
         "no-longer-bound",

@@ -293,9 +293,11 @@ class Guardrails(Suite):
         groups = []
         for name, stage, label, texts in self._sets(config):
             self.found[name] = len(texts)
+            # A held-out language has an attack set and a benign set of the same name.
+            prefix = f"{name}-{label}" if self.lofo is not None else name
             data = [
-                Item(f"{name}-{i:04d}", {"set": name, "stage": stage, "label": label,
-                                         "text": text, "index": i})
+                Item(f"{prefix}-{i:04d}", {"set": name, "stage": stage, "label": label,
+                                           "text": text, "index": i})
                 for i, text in enumerate(texts)
             ]  # fmt: skip
             groups.append(seeded_order(data, config.seed))
