@@ -30,14 +30,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
+import string
 
 from backend.guardrails.normalise import COMMON_WORDS, fold_homoglyphs
 
 FOLDED_SHARE = 0.8
 MIN_B64_HOLD = 16
-_B64_CHARS = re.compile(r"[A-Za-z0-9+/=]")
+_B64_CHARS = frozenset(string.ascii_letters + string.digits + "+/=")
 _TERM = re.compile(r"[^\W_][\w-]*[^\W_]|\d+")
 
 
@@ -45,6 +47,12 @@ def fold(text: str) -> str:
     """Lowercase letters and digits only, after NFKC and homoglyph folding (invisible
     characters are neither, so they go too)."""
     return "".join(c for c in fold_homoglyphs(text).lower() if c.isalnum())
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    """fold() of one streamed character: the stream folds every character it sends."""
+    return fold(char)
 
 
 def distinctive_terms(prompt: str) -> set[str]:
@@ -81,7 +89,10 @@ class LeakTracker:
         self.min_folded = math.ceil(min_chars * FOLDED_SHARE)
         folded = [fold(s) for s in secrets]
         self.keys = tuple(k for k in folded if len(k) >= self.min_folded)
-        self.backwards = tuple(k[::-1] for k in self.keys)
+        # Folded keys hold letters and digits only, so a NUL between them never joins two
+        # keys into one match: one substring test covers every key.
+        self._forwards = "\0".join(self.keys)
+        self._backwards = "\0".join(k[::-1] for k in self.keys)
         self.terms = [t for s in secrets if len(t := distinctive_terms(s)) >= 3]
         self._suffix = {"verbatim": "", "reversed": ""}
         self._spans = {"verbatim": [], "reversed": []}  # raw characters per folded one
@@ -117,15 +128,15 @@ class LeakTracker:
 
     def _char(self, char: str) -> str | None:
         if self.keys:
-            folded = fold(char)
+            folded = _fold_char(char)
             if not folded:
                 self._trailing += 1
             for piece in folded:
-                for kind, keys in (("verbatim", self.keys), ("reversed", self.backwards)):
-                    if self._extend(kind, piece, keys):
+                for kind, haystack in (("verbatim", self._forwards), ("reversed", self._backwards)):
+                    if self._extend(kind, piece, haystack):
                         return kind
                 self._trailing = 0
-            if _B64_CHARS.fullmatch(char):
+            if char in _B64_CHARS:
                 self._b64 += char
             elif self._end_b64():
                 return "encoded"
@@ -136,13 +147,19 @@ class LeakTracker:
                 return "translated"
         return None
 
-    def _extend(self, kind: str, piece: str, keys: tuple[str, ...]) -> bool:
-        suffix, spans = self._suffix[kind] + piece, [*self._spans[kind], self._trailing + 1]
-        while suffix and not any(suffix in k for k in keys):
-            suffix, spans = suffix[1:], spans[1:]
-        if spans:  # the separators before the run's first character are not part of it
-            spans[0] = 1
-        self._suffix[kind], self._spans[kind] = suffix, spans
+    def _extend(self, kind: str, piece: str, haystack: str) -> bool:
+        suffix = self._suffix[kind] + piece
+        spans = self._spans[kind]
+        spans.append(self._trailing + 1)
+        if suffix not in haystack:  # drop characters from the front until it fits
+            cut = 1
+            while cut < len(suffix) and suffix[cut:] not in haystack:
+                cut += 1
+            suffix = suffix[cut:]
+            del spans[:cut]
+            if spans:  # the separators before the run's first character are not part of it
+                spans[0] = 1
+        self._suffix[kind] = suffix
         return len(suffix) >= self.min_folded
 
     def _end_b64(self) -> bool:
