@@ -36,8 +36,8 @@ from backend.guardrails import Guard, PolicyError, load_policy  # noqa: E402
 from backend.guardrails.policy import DEFAULT_POLICY  # noqa: E402
 from bench import percentiles  # noqa: E402
 from evals.journal import append_entry  # noqa: E402
-from evals.suites.guardrails import PUBLIC_EVAL  # noqa: E402
-from training.guard_data import ATTACK, EVAL_TOPICS, build_examples, python_questions  # noqa: E402
+from evals.suites.guardrails import PUBLIC_EVAL, python_questions  # noqa: E402
+from training.guard_data import ATTACK, build_examples  # noqa: E402
 
 TARGET_P95_MS = 5.0
 SYSTEM = "You are a helpful assistant for the Python documentation. Cite your sources."
@@ -54,7 +54,7 @@ REPLY = (
 
 def requests(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
     rng = random.Random(seed)
-    questions = python_questions("B", EVAL_TOPICS)
+    questions = python_questions()
     attacks = [e.text for e in build_examples(seed) if e.label == ATTACK]
     pii = [f"{q} My email is jane.doe@example.com, call +1 415 555 0100." for q in questions]
     pool = questions * 3 + attacks + pii  # mostly ordinary questions

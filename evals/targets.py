@@ -282,6 +282,52 @@ class CheckpointTarget:
         pass
 
 
+HELDOUT_FILE = "heldout.jsonl"
+
+
+class GuardFoldersTarget:
+    """The guard's leave-one-family-out folder (`python -m training guard-lofo`): one
+    classifier artifact per held-out family or language, each judged by the server's guard
+    code in process with the default policy. Only the guardrails suite measures it."""
+
+    kind = "guard-folders"
+    concurrency = 1
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.names = sorted(p.parent.name for p in self.folder.glob(f"*/{HELDOUT_FILE}"))
+        if not self.names:
+            raise EvalError(
+                f"{self.folder}: no held-out sets (*/{HELDOUT_FILE}); build them with "
+                "`python -m training guard-lofo`"
+            )
+        self.model = f"guard-lofo:{self.folder.name}"
+        self._guards: dict = {}
+
+    def guard(self, name: str):
+        from backend.guardrails import Guard, load_policy
+        from backend.guardrails.classifier import load_classifier
+
+        if name not in self._guards:
+            self._guards[name] = Guard(load_policy(), load_classifier(self.folder / name))
+        return self._guards[name]
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "folder": str(self.folder), "held_out": self.names}
+
+    def chat(self, messages, max_tokens: int) -> Completion:
+        raise EvalError("a guard folder has no model; only the `guardrails` suite runs on it")
+
+    def score(self, continuations, context="", messages=None) -> list[Scored]:
+        raise EvalError("a guard folder has no model; only the `guardrails` suite runs on it")
+
+    def record(self, name: str, results_json: str) -> str:
+        return ""  # results stay in the run folder
+
+    def close(self) -> None:
+        self._guards.clear()
+
+
 def open_target(
     target: str,
     model: str = "",
@@ -290,8 +336,11 @@ def open_target(
     settings: ClientSettings | None = None,
 ) -> Target:
     """`host:port` is a live server (reached with `settings`: API key, TLS); an existing
-    folder is a checkpoint."""
+    folder is a checkpoint, or the guard's leave-one-family-out folder when it holds
+    `lofo.json`."""
     path = Path(target).expanduser()
+    if (path / "lofo.json").is_file():
+        return GuardFoldersTarget(path)
     if path.is_dir():
         if concurrency != 1:
             raise EvalError(

@@ -282,8 +282,15 @@ def test_guardrails_suite_through_the_server(guard_server, tmp_path):
     assert agg["fpr_python_questions"].n >= 300 and agg["fpr_python_questions"].value <= 0.02
     assert agg["fpr_corpus_questions"].n == len(load_questions(corpus, split="test")) > 0
     assert agg["fpr_doc_paragraphs"].n == 300
+    # The hand-written look-alikes: every family in ten languages, and benign texts in
+    # English and nine other languages.
+    assert agg["recall_lookalike_attacks"].n >= 40 and agg["fpr_multilingual_benign"].n >= 30
+    assert agg["fpr_lookalike_benign"].n >= 10
     assert result.settings["sets"] == {
         "inthewild": 3, "bipia_test": 2, "python_questions": agg["fpr_python_questions"].n,
+        "lookalike_attacks": agg["recall_lookalike_attacks"].n,
+        "lookalike_benign": agg["fpr_lookalike_benign"].n,
+        "multilingual_benign": agg["fpr_multilingual_benign"].n,
         "corpus_questions": agg["fpr_corpus_questions"].n, "doc_paragraphs": 300,
     }  # fmt: skip
     for spec in result.metrics:  # every aggregate recomputes from the rows carrying it

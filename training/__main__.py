@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("training.finetune", "LoRA / QLoRA / full fine-tuning of a pretrained chat model"),
     "quantize": ("training.quantize", "quantized variants of a checkpoint, with a measured table"),
     "classifier": ("training.classifier", "train the guardrail attack classifier"),
+    "guard-lofo": ("training.guard_lofo", "guard classifiers each trained without one family"),
 }
 
 

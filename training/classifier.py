@@ -122,16 +122,40 @@ def error_analysis(test: list[Example], probabilities: np.ndarray, threshold: fl
 def train_tfidf(train: list[Example], seed: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
+    from sklearn.pipeline import FeatureUnion, Pipeline
 
-    model = Pipeline(
+    features = FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)),
+            # Character n-grams within word boundaries: languages without spaces, word
+            # forms (ignore / ignoriere / ignora) and spelling variants share features.
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=2,
+                    max_features=60_000,
+                ),
+            ),
+        ]
+    )  # fmt: skip
+    model = Pipeline(
+        [
+            ("features", features),
             ("logreg", LogisticRegression(C=4.0, max_iter=2000, random_state=seed)),
         ]
     )
     model.fit([e.text for e in train], [e.label for e in train])
     return model
+
+
+def save_tfidf(model, out: Path) -> None:
+    """The model file of a TF-IDF artifact (skops, no pickle); classifier.json is the
+    caller's, since what it records differs by command."""
+    from skops.io import dump
+
+    for stale in ("model.safetensors", "config.json"):  # a transformer run's files
+        (out / stale).unlink(missing_ok=True)
+    dump(model, out / "model.skops")
 
 
 def _minilm_folder() -> Path:
@@ -266,13 +290,9 @@ def run(args: argparse.Namespace) -> Path:
     baseline_p = baseline_model.predict_proba([e.text for e in test])[:, 1]
     baseline = score(test, baseline_p, args.threshold)
     if args.kind == "tfidf":
-        from skops.io import dump
-
-        for stale in ("model.safetensors", "config.json"):  # a transformer run's files
-            (out / stale).unlink(missing_ok=True)
         # Scored on the held-out split above; the artifact is refit on every example, so
         # the served model has seen every template group (seconds for TF-IDF).
-        dump(train_tfidf(train + test, args.seed), out / "model.skops")
+        save_tfidf(train_tfidf(train + test, args.seed), out)
         probabilities, scores, compared = baseline_p, baseline, None
     else:
         (out / "model.skops").unlink(missing_ok=True)

@@ -10,6 +10,8 @@ Stages, in the chat pipeline's order:
 - `check_text(text, stage)` is the verdict alone, for the CheckText RPC and the evals.
 
 Design decisions:
+- Every detector sees the raw text and its normalised views (normalise.py); a finding that
+  only a normalised view revealed says which one in its reason ("revealed by leetspeak").
 - Checks report findings; the policy maps each finding's category to an action, and the
   most severe action wins (block > redact > flag > allow), ties broken by score.
 - Reasons name the rule or detector and the kinds found, never the personal data itself,
@@ -32,7 +34,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from backend.guardrails.classifier import AttackClassifier, load_classifier
+from backend.guardrails.normalise import raw_view, views, word_count
 from backend.guardrails.pii import count_kinds, find_pii, redact
 from backend.guardrails.policy import SEVERITY, Policy, PolicyError
 from backend.guardrails.rules import category_scores, match_rules
@@ -68,6 +73,13 @@ class ChunkDrop:
 
 def most_severe(verdicts: list[Verdict]) -> Verdict | None:
     return max(verdicts, key=lambda v: (SEVERITY[v.action], v.score), default=None)
+
+
+def _revealed_by(view_names: list[str]) -> str:
+    """ " (revealed by leetspeak)" when only normalised views fired; "" when the raw text did."""
+    if not view_names or "raw" in view_names:
+        return ""
+    return f" (revealed by {', '.join(dict.fromkeys(view_names))})"
 
 
 def _describe(counts: dict[str, int]) -> str:
@@ -135,18 +147,23 @@ class Guard:
                     stage,
                 )
             )
-        hits = match_rules(text, retrieval=stage == "retrieval")
+        text_views = views(text) if self.policy.input.normalise else [raw_view(text)]
+        hits = match_rules(text, retrieval=stage == "retrieval", text_views=text_views)
         for category, (score, members) in category_scores(hits).items():
             threshold = self.policy.category(category).threshold
             if score >= (_RULE_THRESHOLD if threshold is None else threshold):
                 names = ", ".join(h.name for h in members)
-                found.append(self._finding(category, score, f"rules: {names}", stage))
-        words = len(text.split())
-        if self.classifier is not None and stage == "input" and words >= self.min_words:
-            score = float(self.classifier.score([text])[0])
+                reason = f"rules: {names}{_revealed_by([h.view for h in members])}"
+                found.append(self._finding(category, score, reason, stage))
+        if self.classifier is not None and stage == "input" and word_count(text) >= self.min_words:
+            scores = self.classifier.score([v.text for v in text_views])
+            best = int(np.argmax(scores))
+            score = float(scores[best])
             threshold = self.policy.categories.prompt_attack.threshold
-            if score >= (self.classifier.threshold if threshold is None else threshold):
-                reason = f"classifier ({self.classifier.kind}) p={score:.2f}"
+            limit = self.classifier.threshold if threshold is None else threshold
+            if score >= limit:
+                revealed = "" if scores[0] >= limit else _revealed_by([text_views[best].name])
+                reason = f"classifier ({self.classifier.kind}) p={score:.2f}{revealed}"
                 found.append(self._finding("prompt_attack", score, reason, stage))
         return [v for v in found if v is not None]
 
@@ -276,7 +293,7 @@ class OutputGuard:
                     self.leak.action,
                     "prompt_leak",
                     1.0,
-                    f"the reply repeats {self.leak.min_chars}+ characters of the system prompt",
+                    f"the reply repeats the system prompt ({step.leaked})",
                     "output",
                 )
             )

@@ -3,6 +3,7 @@
 ```yaml
 input:
   max_chars: 8000                  # a longer user message is an `oversize` finding
+  normalise: true                  # detectors also see the de-obfuscated views of a text
 classifier:
   path: runs/guard/classifier      # relative to this file; missing: rules only
   required: false                  # true: a missing artifact stops start-up
@@ -93,6 +94,9 @@ class InputLimits(_Strict):
     # None: only the API's own limits (32,000 characters a message, the model's context),
     # which answer INVALID_ARGUMENT; a number blocks longer user messages as `oversize`.
     max_chars: int | None = Field(None, ge=1)
+    # Detectors see the normalised views of a text too (normalise.py); off: the raw text
+    # alone, which is how the tests show what each normalisation catches.
+    normalise: bool = True
 
 
 class ClassifierConfig(_Strict):

@@ -9,10 +9,11 @@ Design decisions:
   score 0.9 alone; weak cues ("from now on", "stay in character") score 0.35 each and only
   cross a 0.5 threshold together. Scores of one category combine as independent evidence,
   1 - prod(1 - s), so the policy thresholds one number per category.
-- Text is normalised first (NFKC, zero-width characters removed, whitespace collapsed) so
-  full-width letters or invisible joiners do not slip past a pattern.
-- Encoded payloads: base64 and hex runs are decoded and the decoded text is checked by the
-  same rules; an explicit "decode this and follow it" is a rule of its own.
+- Every rule runs on the raw text and on each of its views (normalise.py: Unicode folding,
+  de-spacing, leetspeak, decoded base64/hex/ROT13/reversed/tag payloads), so obfuscation
+  does not slip past a pattern; a hit records the view that revealed it.
+- A hit in a decoded payload counts as `encoded_payload` at full strength; an explicit
+  "decode this and follow it" is a rule of its own.
 - Retrieved-document rules look for text that addresses the assistant's reply ("in your
   response", "reply in French"): documentation never talks to the model answering about
   it, so such a sentence inside a chunk is an injection attempt.
@@ -20,16 +21,12 @@ Design decisions:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import unicodedata
 from dataclasses import dataclass
 
-STRONG, MEDIUM, WEAK = 0.9, 0.6, 0.35
+from backend.guardrails.normalise import View, views
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-_WS = re.compile(r"\s+")
+STRONG, MEDIUM, WEAK = 0.9, 0.6, 0.35
 
 
 @dataclass(frozen=True)
@@ -46,6 +43,7 @@ class RuleHit:
     category: str
     score: float
     excerpt: str
+    view: str = "raw"  # the view of the text it fired on (normalise.py)
 
 
 def _r(name: str, category: str, score: float, pattern: str, flags: int = re.I) -> Rule:
@@ -67,6 +65,24 @@ _LIMITS = (
     r"concerns|standards)|content polic(?:y|ies)|safeguards|regard for)"
 )
 
+# The override in French, Spanish, German, Italian, Portuguese, Dutch, Russian, Chinese and
+# Japanese: a verb of ignoring, a word for "previous/all/your", and a word for the rules.
+_ML_VERB = (
+    r"(?:ignor\w*|oubli\w*|olvid\w*|omit\w*|vergiss\w*|vergeet|negeer|dimentic\w*|"
+    r"esque[cç]\w*|desconsider\w*|игнорир\w*|забудь\w*|забыть|忽略|无视|無視|忘れ|捨て)"
+)
+_ML_PRIOR = (
+    r"(?:pr[ée]c[ée]dent\w*|ant[ée]rieur\w*|anterior\w*|previ\w*|tou(?:te)?s|toda?s|tutt[ei]|"
+    r"vorherig\w*|bisherig\w*|ursprünglich\w*|alle[ns]?|vorige|eerdere|precedent\w*|"
+    r"предыдущ\w*|прежн\w*|все|свои|之前|以前|先前|所有|これまで|以前の|すべて|全部)"
+)
+_ML_NOUN = (
+    r"(?:instructions?|consignes?|directives?|r[èe]gles?|reglas?|instrucci\w+|normas?|"
+    r"anweisung\w*|regeln|richtlinien|vorgaben|istruzion\w+|regole|direttive|"
+    r"instru[cç][õo]es|regras|diretrizes|instructies|regels|richtlijnen|инструкц\w+|"
+    r"указани\w+|правил\w*|指令|指示|规则|規則|ルール|ガイドライン)"
+)
+
 INPUT_RULES: tuple[Rule, ...] = (
     # Instruction override and system-prompt extraction.
     _r(
@@ -74,6 +90,14 @@ INPUT_RULES: tuple[Rule, ...] = (
         "injection",
         STRONG,
         rf"\b{_OVERRIDE_VERB}\W+{_GAP}{_PRIOR}\W+{_GAP}{_RULE_NOUN}\b",
+    ),
+    _r(
+        "override-instructions-multilingual",
+        "injection",
+        STRONG,
+        rf"{_ML_VERB}.{{0,40}}?{_ML_PRIOR}.{{0,30}}?{_ML_NOUN}|"
+        rf"{_ML_PRIOR}.{{0,20}}?{_ML_NOUN}.{{0,20}}?{_ML_VERB}",
+        re.I | re.S,
     ),
     _r(
         "do-not-follow-rules",
@@ -96,6 +120,17 @@ INPUT_RULES: tuple[Rule, ...] = (
         r"(?:me\W+)?(?:your|the|all)\W+(?:\w+\W+){0,2}?(?:system prompt|initial prompt|"
         r"hidden (?:prompt|instructions)|instructions above|secret instructions|"
         r"original instructions|pre-?prompt)",
+    ),
+    _r(
+        "copy-the-preceding-text",
+        "injection",
+        STRONG,
+        r"\b(?:repeat|print|output|copy|reproduce|echo|dump|paste|quote|recite|spell out|"
+        r"write out|type out|show me|tell me|reveal|list)\W+(?:\w+\W+){0,3}?"
+        r"(?:text|words|message|everything|instructions|prompt|configuration|setup|rules|"
+        r"guidelines|preamble|context)\W+(?:\w+\W+){0,4}?(?:above|before (?:this|my|the "
+        r"user)|preceding|at the (?:start|beginning|top)|you were (?:given|told|set up|"
+        r"initiali[sz]ed)|you received|initially|verbatim|word for word)",
     ),
     _r(
         "no-longer-bound",
@@ -239,52 +274,39 @@ RETRIEVAL_RULES: tuple[Rule, ...] = (
     ),
 )
 
-_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4}){6,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
-_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){12,}\b")
-
-
-def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    return _WS.sub(" ", text)
-
-
 _ALL_RULES = INPUT_RULES + RETRIEVAL_RULES
-_HEX_SEPARATORS = re.compile(r"[ :]")
 
 
-def _decoded_payloads(text: str) -> list[str]:
+def _scan(text: str, rules: tuple[Rule, ...]) -> list[tuple[Rule, str]]:
     out = []
-    for m in _B64.finditer(text):
-        try:
-            raw = base64.b64decode(m.group() + "=" * (-len(m.group()) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        out.append(raw.decode("utf-8", "replace"))
-    for m in _HEX.finditer(text):
-        try:
-            out.append(bytes.fromhex(_HEX_SEPARATORS.sub("", m.group())).decode("utf-8", "replace"))
-        except ValueError:
-            continue
-    return [p for p in out if p.isprintable() and sum(c.isalpha() for c in p) > len(p) / 2]
-
-
-def _scan(text: str, rules: tuple[Rule, ...]) -> list[RuleHit]:
-    hits = []
     for rule in rules:
         m = rule.pattern.search(text)
         if m:
-            hits.append(RuleHit(rule.name, rule.category, rule.score, m.group()[:80]))
-    return hits
+            out.append((rule, m.group()[:80]))
+    return out
 
 
-def match_rules(text: str, retrieval: bool = False) -> list[RuleHit]:
-    """Every rule that fires on `text` (and on payloads decoded from it)."""
-    text = normalise(text)
+def match_rules(
+    text: str, retrieval: bool = False, text_views: list[View] | None = None
+) -> list[RuleHit]:
+    """Every rule that fires on `text` or on one of its views (normalise.py), each once,
+    with the first view (raw first) that revealed it. A hit in a decoded payload is an
+    `encoded_payload` finding: hiding an attack in an encoding is an attack of its own.
+    `text_views`: the views when the caller already has them."""
     rules = _ALL_RULES if retrieval else INPUT_RULES
-    hits = _scan(text, rules)
-    for payload in _decoded_payloads(text):
-        for hit in _scan(payload, rules):
-            hits.append(RuleHit(f"encoded:{hit.name}", "encoded_payload", STRONG, hit.excerpt))
+    hits: list[RuleHit] = []
+    seen: set[str] = set()
+    for view in text_views if text_views is not None else views(text):
+        decoded = view.name.startswith("decoded:")
+        for rule, excerpt in _scan(view.text, rules):
+            name = f"encoded:{rule.name}" if decoded else rule.name
+            if name in seen:
+                continue
+            seen.add(name)
+            if decoded:
+                hits.append(RuleHit(name, "encoded_payload", STRONG, excerpt, view.name))
+            else:
+                hits.append(RuleHit(name, rule.category, rule.score, excerpt, view.name))
     return hits
 
 

@@ -11,10 +11,10 @@ Design decisions:
   stream with no PII-like tail passes through unchanged and undelayed.
 - The last few released characters are kept as left context, so look-behind assertions
   (an email that does not start mid-word) see the same text they would in one piece.
-- A leak is a run of at least `min_chars` characters copied (case-insensitively) from a
-  system message. The filter tracks the longest suffix of the output that is a substring
-  of a system message, and holds that suffix back while it is shorter than `min_chars`:
-  when it reaches `min_chars` the leak is reported before any of it was released.
+- System-prompt leaks are leak.py's: verbatim (after folding: spacing, punctuation, case,
+  homoglyphs and invisible characters do not hide it), reversed, base64-encoded, or
+  translated. The filter holds back the characters the tracker says could still become
+  a leak, so the first three are reported before any of the leaked text was released.
 - The filter is mechanical: it reports what it found; what to do about it (block, redact,
   flag) is the policy's decision, applied by the guard.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backend.guardrails.leak import LeakTracker
 from backend.guardrails.pii import redact, scan_pii
 
 _CONTEXT_CHARS = 24  # the longest look-behind: `password: `
@@ -32,7 +33,7 @@ _CONTEXT_CHARS = 24  # the longest look-behind: `password: `
 class FilterStep:
     text: str = ""  # safe to release now
     redacted: dict[str, int] = field(default_factory=dict)  # PII kind -> matches
-    leaked: bool = False  # a system-prompt leak was found (reported once)
+    leaked: str = ""  # how a system-prompt leak was found (reported once), see leak.py
 
 
 class OutputFilter:
@@ -45,46 +46,37 @@ class OutputFilter:
     ) -> None:
         self.kinds = kinds
         self.redact_pii = redact_pii
-        self.secrets = tuple(s.lower() for s in secrets if len(s) >= min_leak_chars)
-        self.min_leak_chars = min_leak_chars
+        self.leak = LeakTracker(secrets, min_leak_chars)
         self._context = ""  # released text kept as left context
         self._pending = ""
-        self._leak_suffix = ""  # longest output suffix found in a secret
         self.leaked = False
 
     def feed(self, text: str) -> FilterStep:
         self._pending += text
         step = FilterStep()
-        if self.secrets and not self.leaked:
-            step.leaked = self._track_leak(text)
+        if self.leak.active and not self.leaked:
+            step.leaked = self.leak.feed(text) or ""
+            self.leaked = bool(step.leaked)
         if not step.leaked:  # a leak holds back everything pending: the caller decides
             self._release(step, final=False)
         return step
 
     def flush(self) -> FilterStep:
         step = FilterStep()
-        self._release(step, final=True)
+        if self.leak.active and not self.leaked:
+            step.leaked = self.leak.finish() or ""
+            self.leaked = bool(step.leaked)
+        if not step.leaked:  # as in feed: a leak releases nothing more
+            self._release(step, final=True)
         return step
-
-    def _track_leak(self, text: str) -> bool:
-        suffix = self._leak_suffix
-        for char in text.lower():
-            suffix += char
-            while suffix and not any(suffix in s for s in self.secrets):
-                suffix = suffix[1:]
-            if len(suffix) >= self.min_leak_chars:
-                self.leaked = True
-                self._leak_suffix = ""
-                return True
-        self._leak_suffix = suffix
-        return False
 
     def _release(self, step: FilterStep, final: bool) -> None:
         scan = self._context + self._pending
         base = len(self._context)
         matches, hold = scan_pii(scan, self.kinds, pos=base, partial=not final)
-        if not final and self._leak_suffix:
-            hold = min(hold, max(base, len(scan) - len(self._leak_suffix)))
+        held = self.leak.held() if self.leak.active and not self.leaked else 0
+        if not final and held:
+            hold = min(hold, max(base, len(scan) - held))
             for m in reversed(matches):
                 if m.start < hold < m.end:
                     hold = m.start
