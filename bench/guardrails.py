@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from backend.guardrails import Guard, PolicyError, load_policy  # noqa: E402
 from backend.guardrails.policy import DEFAULT_POLICY  # noqa: E402
 from bench import percentiles  # noqa: E402
-from evals.journal import append_entry  # noqa: E402
+from chatforge.journal import append_entry  # noqa: E402
 from evals.suites.guardrails import PUBLIC_EVAL, python_questions  # noqa: E402
 from training.guard_data import ATTACK, build_examples  # noqa: E402
 

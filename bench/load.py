@@ -33,7 +33,7 @@ from bench.cost import (  # noqa: E402
     load_prices,
     serving_cost,
 )
-from evals.journal import append_entry  # noqa: E402
+from chatforge.journal import append_entry  # noqa: E402
 
 
 def percentile(histogram: dict[str, int], q: float) -> float:

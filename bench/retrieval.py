@@ -40,7 +40,7 @@ from backend.retrieval.index import (  # noqa: E402
 )
 from backend.retrieval.ingest import default_index_dir  # noqa: E402
 from bench import percentiles  # noqa: E402
-from evals.journal import append_entry  # noqa: E402
+from chatforge.journal import append_entry  # noqa: E402
 from evals.suites.retrieval import generated_items, load_items  # noqa: E402
 
 KINDS = ("flat", "hnsw", "ivf")

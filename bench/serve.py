@@ -46,7 +46,7 @@ from bench.cost import (  # noqa: E402
     load_prices,
     serving_cost,
 )
-from evals.journal import append_entry  # noqa: E402
+from chatforge.journal import append_entry  # noqa: E402
 from training.sources import shakespeare_root  # noqa: E402
 
 MODEL = "smollm2"  # the default model, batching and prefix reuse as configured by default

@@ -35,7 +35,7 @@ from bench.cost import (  # noqa: E402
     load_prices,
     serving_cost,
 )
-from evals.journal import append_entry  # noqa: E402
+from chatforge.journal import append_entry  # noqa: E402
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.cost import add_cost_flags, load_prices, training_cost  # noqa: E402
-from evals.journal import append_entry  # noqa: E402
+from chatforge.journal import append_entry  # noqa: E402
 from training.bpe import train_tokenizer  # noqa: E402
 from training.export import to_llama  # noqa: E402
 from training.loop import accumulate_gradients  # noqa: E402

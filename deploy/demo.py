@@ -19,6 +19,9 @@ Design decisions:
   and on the page answering, so the URL printed is one that works. The UI starts while the
   backend loads its models (it needs only the address), which saves its start-up time.
   Their logs go to files (named on screen), keeping the terminal for what the user needs.
+  Each run writes into a folder of its own under `--log-dir` (`YYYYmmdd-HHMMSS`, created
+  atomically, `-2`, `-3`, ... when taken), so a second demo never truncates the logs of one
+  that is still running.
 - Ports come from flags, then the environment (`CHATFORGE_GRPC_PORT`,
   `CHATFORGE_METRICS_PORT`, `CHATFORGE_UI_PORT`), then 50051, 9100 and 7860; 0 means any
   free port.
@@ -95,7 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--metrics-port", type=int, default=_env_port("CHATFORGE_METRICS_PORT", 9100)
     )
     parser.add_argument("--ui-port", type=int, default=_env_port("CHATFORGE_UI_PORT", 7860))
-    parser.add_argument("--log-dir", default=str(ROOT / "runs" / "demo"), help="server logs")
+    parser.add_argument(
+        "--log-dir", default=str(ROOT / "runs" / "demo"), help="a folder per run of logs, in here"
+    )
     parser.add_argument(
         "--grace",
         type=float,
@@ -205,9 +210,22 @@ class Interrupts:
             raise KeyboardInterrupt
 
 
+def run_log_dir(root: Path) -> Path:
+    """A new folder for this run's logs; mkdir is atomic, so two runs never share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for attempt in range(1, 1000):
+        folder = root / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise OSError(f"{root}: no free log folder for {stamp}")
+
+
 def run(args: argparse.Namespace, interrupts: Interrupts) -> int:
-    log_dir = Path(args.log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = run_log_dir(Path(args.log_dir))
     registry = load_registry(args.config)
     for spec in registry.models.values():
         if spec.gguf:

@@ -2,5 +2,5 @@
 
 Entry points: `python -m evals list | run | compare | report` (evals.cli), and from Python
 `evals.runner.run_suite(name, target, SuiteConfig(...))` or
-`evals.runner.run_on_checkpoint(folder, "docs-qa")`. The run journal is `evals.journal`.
+`evals.runner.run_on_checkpoint(folder, "docs-qa")`. The run journal is `chatforge.journal`.
 """

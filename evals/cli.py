@@ -1,4 +1,4 @@
-"""`python -m evals`: list, run, compare, report.
+"""`python -m evals`: list, run, compare, report, quantize.
 
 Each subcommand checks its arguments before doing work and exits with a one-line message
 (not a traceback) when something is wrong: an unknown suite, a server that is not there,
@@ -104,6 +104,13 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from evals.quantize import run
+
+    run(args)
+    return 0
+
+
 def _emit(text: str, out: str | None) -> None:
     if out:
         Path(out).write_text(text)
@@ -112,7 +119,7 @@ def _emit(text: str, out: str | None) -> None:
         print(text, end="")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     from evals.suites.base import DEFAULT_CORPUS
 
     parser = argparse.ArgumentParser(prog="python -m evals", description=__doc__.split("\n")[0])
@@ -171,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--root", default=None, help="where runs live (default runs/evals)")
     report.add_argument("--out", default=None, help="write the markdown here")
     report.set_defaults(run=_report)
+
+    about = "quantized variants of a checkpoint, measured side by side with the original"
+    quantize = sub.add_parser("quantize", help=about, description=about)
+    if "quantize" in (sys.argv[1:] if argv is None else argv):  # it imports torch: only when run
+        from evals.quantize import add_arguments
+
+        add_arguments(quantize)
+    quantize.set_defaults(run=_quantize)
     return parser
 
 
@@ -178,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     from backend.settings import SettingsError
     from evals.runner import EvalInterrupted
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     configure_from_args(args)
     try:
         return args.run(args)

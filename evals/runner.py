@@ -32,8 +32,9 @@ from pathlib import Path
 import grpc
 from tqdm import tqdm
 
+from chatforge.journal import append_entry, git_revision
+from chatforge.paths import REPO_ROOT
 from evals.errors import EvalError
-from evals.journal import REPO_ROOT, append_entry, git_revision
 from evals.report import markdown_report
 from evals.results import Row, RunResult, dumps, save_results
 from evals.suites import Suite, SuiteConfig, get_suite

@@ -354,3 +354,30 @@ def open_target(
             "existing checkpoint folder"
         )
     return LiveTarget(target, model, concurrency, timeout, settings)
+
+
+def checkpoint_folder(model: str) -> Path:
+    """`--model`: a checkpoint folder, or a name of the server's registry (models.yaml) whose
+    checkpoint is on disk; read through the backend's own registry, as the server reads it."""
+    from backend.gguf_convert import converted_dir
+    from backend.registry import DEFAULT_CONFIG, RegistryError, load_registry
+
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return folder
+    try:
+        spec = load_registry(DEFAULT_CONFIG).models.get(model)
+    except RegistryError as exc:
+        raise EvalError(f"--model {model}: {exc}") from None
+    if spec is None:
+        raise EvalError(
+            f"--model {model}: no such folder, and no model of that name in models.yaml"
+        )
+    if spec.checkpoint and Path(spec.checkpoint).is_dir():
+        return Path(spec.checkpoint)
+    if spec.gguf and converted_dir(spec.gguf).is_dir():
+        return converted_dir(spec.gguf)
+    raise EvalError(
+        f"--model {model}: quantize works on a local checkpoint folder; convert the model "
+        "first (`python -m backend prepare-default` for the default model) or give its folder"
+    )

@@ -7,6 +7,7 @@ build too."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -132,7 +133,8 @@ def test_first_run_chats_at_once_and_builds_the_docs_in_the_background(
     printed = read_until(demo, "chatforge is ready")
     building = f"docs: building collection notes from {pages} in the background"
     assert building in printed
-    assert f"progress: {tmp_path / 'logs' / 'ingest.log'}" in printed
+    logs = Path(re.search(r"progress: (\S+)", printed)[1]).parent  # this run's own folder
+    assert logs.parent == tmp_path / "logs" and (logs / "ingest.log").is_file()
     assert printed.index(building) < printed.index("backend: starting")  # not waited for
     target = re.search(r"serving gRPC on (\S+),", printed)[1]
 
@@ -144,10 +146,10 @@ def test_first_run_chats_at_once_and_builds_the_docs_in_the_background(
     assert (collection.name, collection.building, collection.documents) == ("notes", False, 4)
     assert chunks[0].source_path == "tea.txt"
     # the server that was serving all along picked the new index up, without a restart
-    backend_log = (tmp_path / "logs" / "backend.log").read_text()
+    backend_log = (logs / "backend.log").read_text()
     assert "collection notes: no index published" in backend_log
     assert "collection notes: version (being built) -> " in backend_log
-    assert "collection notes: version" in (tmp_path / "logs" / "ingest.log").read_text()
+    assert "collection notes: version" in (logs / "ingest.log").read_text()
 
     printed += stop_demo(demo, "sigterm")
     assert "Traceback" not in printed and "stopped the documents build" not in printed
@@ -213,6 +215,18 @@ def test_ctrl_c_says_what_it_waits_for_and_a_second_one_stops_at_once(tmp_path, 
     finished = [e.finished.finish_reason for e in rest if e.HasField("finished")]
     assert finished in ([], [chat_pb2.CANCELLED]), finished
     assert not group_alive(demo.pid), "a server outlived the demo"
+
+
+def test_each_run_gets_its_own_log_folder(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "deploy" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "demo", demo)  # its dataclasses look themselves up
+    spec.loader.exec_module(demo)
+    first, second = demo.run_log_dir(tmp_path), demo.run_log_dir(tmp_path)  # same second
+    (first / "backend.log").write_text("the first run's log\n")
+    assert first != second and first.parent == second.parent == tmp_path
+    assert not (second / "backend.log").exists()
+    assert (first / "backend.log").read_text() == "the first run's log\n"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@ through the server, merging is exact, and bad arguments or data get clear errors
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -250,7 +252,7 @@ def test_assistant_tokens_only_carry_labels(tiny_model_dir):
 def test_docs_qa_set_keeps_the_corpus_split(tmp_path):
     corpus, _ = build_corpus(str(FIXTURE_CORPUS), tmp_path / "corpus", seed=3)
     splits = load_chat_data(str(corpus))
-    from training.questions import load_questions
+    from chatforge.corpus_files import load_questions
 
     for split in ("train", "val", "test"):
         questions = load_questions(corpus, split)
@@ -339,3 +341,27 @@ def test_missing_adapter_folder_is_named(tmp_path, tiny_model_dir):
 def test_a_file_without_conversations_is_an_error(tmp_path):
     with pytest.raises(TrainingError, match="no usable conversation"):
         load_chat_data(str(_write_jsonl(tmp_path / "empty.jsonl", [])))
+
+
+def test_resume_logs_each_step_once(tmp_path, tiny_model_dir):
+    """Cut short after its step-2 checkpoint, a resumed run's metrics.jsonl has the rows of
+    an uninterrupted run: those after the checkpoint are trimmed, then logged once more."""
+    data = _write_jsonl(tmp_path / "chats.jsonl", _chats(24))
+    config = FinetuneConfig(
+        base=str(tiny_model_dir), data=str(data), out=str(tmp_path / "run"), name="resumed",
+        max_steps=4, batch_size=8, eval_steps=2, warmup=0, rank=4,
+        registry=str(tmp_path / "runs-models.yaml"),
+    )  # fmt: skip
+    finetune(config)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+
+    def shape() -> list[tuple[int, bool, bool]]:
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+        return [(r["step"], "train_loss" in r, "val_loss" in r) for r in rows]
+
+    uninterrupted = shape()
+    assert max(step for step, _, _ in uninterrupted) == 4
+    for checkpoint in (tmp_path / "run" / "trainer").glob("checkpoint-4"):
+        shutil.rmtree(checkpoint)  # as if the run died before saving step 4
+    finetune(dataclasses.replace(config, resume=True))
+    assert shape() == uninterrupted

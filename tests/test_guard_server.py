@@ -16,6 +16,7 @@ from backend.guardrails.classifier import load_classifier
 from backend.launcher import BackendError, BackendProcess
 from backend.retrieval.augment import INSTRUCTION
 from chat.v1 import chat_pb2
+from chatforge.corpus_files import load_questions
 from evals.errors import EvalError
 from evals.runner import run_suite
 from evals.suites import SuiteConfig
@@ -25,7 +26,6 @@ from tests.scripted_model import make_scripted_models
 from tests.test_guardrails import POISONED_DOC
 from training.__main__ import main as training_main
 from training.corpus import build_corpus
-from training.questions import load_questions
 from ui.evals_tab import confusion_figure
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evals.journal import append_entry
+import pytest
+
+from chatforge import journal
+from chatforge.journal import append_entry, refusal, shown_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,7 +32,7 @@ def test_command_of_a_module_run(tmp_path):
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "tool.py").write_text(
-        "from evals.journal import current_command\nprint(current_command())\n"
+        "from chatforge.journal import current_command\nprint(current_command())\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
     run = subprocess.run(
@@ -37,3 +40,37 @@ def test_command_of_a_module_run(tmp_path):
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
     assert run.stdout.strip() == "python -m probe.tool --size 'a b'"
+
+
+def test_shown_paths_are_relative_to_the_repository_or_chatforge_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATFORGE_HOME", str(tmp_path / "home"))
+    assert shown_path(REPO / "runs" / "x.json") == "runs/x.json"
+    assert shown_path(tmp_path / "home" / "models" / "m") == "$CHATFORGE_HOME/models/m"
+    assert shown_path(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize(
+    ("command", "artifacts", "reason"),
+    [
+        ("python -m evals run smoke", ["runs/evals/x"], None),
+        ("python bench/stream.py --streams 4", [], None),
+        ("make load", [], None),
+        ("python -c 'import evals'", [], "is not one of the documented commands"),
+        ("python -m pytest tests", [], "is not one of the documented commands"),
+        ("python /tmp/try.py", [], "is not one of the documented commands"),
+        ("python -m training data", ["/tmp/corpus"], "outside the repository and $CHATFORGE_HOME"),
+    ],
+)
+def test_only_documented_runs_with_kept_artifacts_are_journalled(command, artifacts, reason):
+    found = refusal(command, artifacts)
+    assert found is None if reason is None else reason in found
+
+
+def test_the_project_journal_refuses_a_throw_away_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CHATFORGE_DAILY_LOG")
+    monkeypatch.setattr(journal, "PROJECT_JOURNAL", tmp_path / "daily-log")
+    assert append_entry("eval", "scratch", {"f1": 0.5}, command="python -c 'run()'") is None
+    assert "not journalled in daily-log/" in capsys.readouterr().err
+    assert not (tmp_path / "daily-log").exists()
+    kept = append_entry("eval", "smoke", {"f1": 0.5}, ["runs/x"], command="python -m evals run")
+    assert kept is not None and kept.parent == tmp_path / "daily-log"

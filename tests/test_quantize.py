@@ -1,5 +1,5 @@
 """Quantized serving: each CPU quantization path loads and generates, the CUDA-only ones
-refuse clearly; `python -m training quantize` end to end on a tiny model: the table, where
+refuse clearly; `python -m evals quantize` end to end on a tiny model: the table, where
 it lands (the model's evals/, GetModel, the UI's list of runs, daily-log), resuming, and
 clear errors for bad arguments."""
 
@@ -15,11 +15,11 @@ from backend.client import ChatClient
 from backend.model_loader import load_models
 from backend.registry import load_registry
 from backend.sampling import SamplingConfig
-from evals.journal import journal_dir
+from chatforge.journal import journal_dir
+from evals.cli import main as evals_main
+from evals.quantize import VariantRow, disk_bytes, repeated_trigrams, tensor_bytes, verdict
 from evals.results import load_results
 from evals.runner import runs_dir
-from training.__main__ import main as training_main
-from training.quantize import VariantRow, disk_bytes, repeated_trigrams, tensor_bytes, verdict
 
 
 def _registry(tmp_path, tiny_model_dir, quantization: str):
@@ -80,7 +80,7 @@ def test_verdict_flags_drift_quality_and_perplexity():
     assert "docs-QA F1" in verdict(worse, base) and "bits/byte" in verdict(worse, base)
 
 
-# --- python -m training quantize, end to end on the tiny model ---------------------------
+# --- python -m evals quantize, end to end on the tiny model ---------------------------
 
 MEASURED = ["none", "int8", "int8-dynamic"]
 COLUMNS = {"disk_mb", "memory_mb", "tokens_per_s", "bits_per_byte", "docs_qa_f1",
@@ -88,7 +88,7 @@ COLUMNS = {"disk_mb", "memory_mb", "tokens_per_s", "bits_per_byte", "docs_qa_f1"
 
 
 def _quantize(model_dir: Path, corpus: Path, *extra: str) -> int:
-    return training_main(
+    return evals_main(
         ["quantize", "--model", str(model_dir), "--corpus", str(corpus), "--qa-size", "2",
          "--ppl-size", "2", "--max-tokens", "8", "--speed-rounds", "2", "--speed-tokens", "4",
          *extra]
@@ -182,7 +182,7 @@ def test_quantize_writes_the_table_where_cards_and_the_ui_read_it(
         (["--variants", "int4"], "--variants: unknown int4; choose from int8, int8-dynamic"),
         (["--qa-size", "0"], "--qa-size must be at least 1, not 0"),
         (["--corpus", "/nonexistent"], "no corpus there; build it first"),
-        (["--model", "/nonexistent-model"], "is not a folder, a model in"),
+        (["--model", "/nonexistent-model"], "no such folder, and no model of that name"),
         (["--resume", "/tmp"], "no quantize.json there"),
     ],
 )
@@ -192,7 +192,7 @@ def test_bad_arguments_are_clear_errors_and_write_nothing(
     runs_before = set(runs_dir().iterdir()) if runs_dir().is_dir() else set()
     evals_before = sorted((tiny_model_dir / "evals").glob("*"))
     args = ["--model", str(tiny_model_dir), "--corpus", str(eval_corpus), *extra]
-    assert training_main(["quantize", *args]) == 2
+    assert evals_main(["quantize", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert (set(runs_dir().iterdir()) if runs_dir().is_dir() else set()) == runs_before

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from training.corpus import assign_splits, build_corpus, load_documents, read_manifest
+from chatforge.corpus_files import CorpusError, load_documents, load_questions
+from training.corpus import assign_splits, build_corpus, read_manifest
 from training.errors import TrainingError
-from training.questions import load_questions
 
 FIXTURE = Path(__file__).parent / "training" / "corpus"
 REPO = Path(__file__).resolve().parent.parent
@@ -202,7 +202,7 @@ def test_cli_reports_counts_and_errors_without_traceback(tmp_path):
         cwd=REPO,
     )
     assert missing.returncode == 2 and "no such folder" in missing.stderr
-    with pytest.raises(TrainingError, match="python -m training data"):
+    with pytest.raises(CorpusError, match="python -m training data"):
         load_documents(tmp_path / "nope")
-    with pytest.raises(TrainingError, match="python -m training data"):
+    with pytest.raises(CorpusError, match="python -m training data"):
         load_questions(tmp_path / "nope")

@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM
 
 from backend.client import ChatClient
 from backend.launcher import BackendProcess
+from chatforge.corpus_files import load_documents
 from tests.training.helpers import (
     FIXTURE,
     REPO,
@@ -26,7 +27,7 @@ from tests.training.helpers import (
     train_here,
 )
 from training.bpe import train_tokenizer
-from training.corpus import build_corpus, load_documents
+from training.corpus import build_corpus
 from training.pretrain import load_trained
 
 

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
+from chatforge.corpus_files import load_documents
 from tests.tiny_model import make_tokenizer
 from tests.training.helpers import FIXTURE, TINY_MODEL, train_here
 from training.bpe import train_tokenizer
 from training.chat_data import load_jsonl
-from training.corpus import build_corpus, load_documents
+from training.corpus import build_corpus
 from training.errors import TrainingError
 from training.sft import HANDWRITTEN, encode_and_pack
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from chatforge.corpus_files import load_documents
 from tests.training.helpers import FIXTURE, train_here
 from training.bpe import train_tokenizer
-from training.corpus import build_corpus, load_documents
+from training.corpus import build_corpus
 
 
 def test_sweep_writes_table_and_plot_and_reuses_finished_points(tmp_path, capsys):

@@ -29,7 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("training.sweep", "train several depths at fixed compute budgets and plot"),
     "recipe": ("training.recipe", "the whole CPU recipe: data to a registered chat model"),
     "finetune": ("training.finetune", "LoRA / QLoRA / full fine-tuning of a pretrained chat model"),
-    "quantize": ("training.quantize", "quantized variants of a checkpoint, with a measured table"),
     "classifier": ("training.classifier", "train the guardrail attack classifier"),
     "guard-lofo": ("training.guard_lofo", "guard classifiers each trained without one family"),
 }
@@ -49,6 +48,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from chatforge.corpus_files import CorpusError
     from training.errors import TrainingError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         module.run(args)
-    except TrainingError as exc:
+    except (TrainingError, CorpusError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

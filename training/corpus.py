@@ -3,8 +3,8 @@
 The corpus contract (shared by training, fine-tuning, retrieval and evals):
 `documents.jsonl` (one page per line: id, title, path, split, text, sections),
 `questions.jsonl` (from `training.questions`) and `manifest.json` (source, seed, split
-fractions, counts, skipped files with reasons, content hash). Read it back with
-`load_documents(folder)` and `training.questions.load_questions(folder, split)`.
+fractions, counts, skipped files with reasons, content hash). The record types and their
+readers are `chatforge.corpus_files` (`load_documents`, `load_questions`), shared with evals.
 
 Design decisions:
 - The split is by document and decided by ordering documents on a seeded hash of their
@@ -29,37 +29,20 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from chatforge.corpus_files import DOCUMENTS_FILE, QUESTIONS_FILE, SPLITS, Document
 from training.errors import TrainingError
 from training.folders import replace_folder
-from training.questions import QUESTIONS_FILE, generate_questions
+from training.questions import generate_questions
 from training.sources import Source, open_source
-from training.textparse import Section, parse_file
+from training.textparse import parse_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SPLITS = ("train", "val", "test")
-DOCUMENTS_FILE = "documents.jsonl"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
-
-
-@dataclass
-class Document:
-    id: str
-    title: str
-    path: str
-    split: str
-    text: str
-    sections: list[Section] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, data: dict) -> Document:
-        sections = [Section(**s) for s in data.get("sections", [])]
-        return cls(**{**data, "sections": sections})
 
 
 def default_out(source_name: str) -> Path:
@@ -203,25 +186,6 @@ def read_manifest(folder: Path | str) -> dict:
     return json.loads(path.read_text())
 
 
-def load_documents(folder: Path | str, split: str | None = None) -> list[Document]:
-    """The documents of a corpus folder (optionally one split's), in file order."""
-    path = Path(folder) / DOCUMENTS_FILE
-    if not path.is_file():
-        raise TrainingError(
-            f"{path} not found: build the corpus with "
-            "`python -m training data --source pydocs|shakespeare|PATH|hf:NAME`"
-        )
-    docs = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            doc = Document.from_json(json.loads(line))
-        except (ValueError, TypeError) as exc:
-            raise TrainingError(f"{path}:{number}: not a document record ({exc})") from None
-        if split is None or doc.split == split:
-            docs.append(doc)
-    return docs
-
-
 # --- command line -----------------------------------------------------------------------
 
 
@@ -241,7 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     out, manifest = build_corpus(
         args.source,

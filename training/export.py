@@ -137,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     out = export_run(args.run, args.out, args.weights)
     print(f"exported {args.run} -> {out} (LlamaForCausalLM, safetensors, tokenizer, template)")

@@ -51,9 +51,10 @@ from typing import Literal
 import torch
 from tqdm import tqdm
 
-from evals.journal import git_revision
+from chatforge.journal import git_revision
 from training.chat_data import ChatSplits, encode_all, load_chat_data, sample
 from training.errors import TrainingError
+from training.metrics_log import METRICS_FILE, MetricsLog
 from training.model_registry import REPO_ROOT, RUNS_REGISTRY, register, resolve_model
 from training.runinfo import hardware
 
@@ -212,13 +213,13 @@ def wrap_peft(model, config: FinetuneConfig):
     return get_peft_model(model, lora)
 
 
-class MetricsFile:
-    """A `TrainerCallback` writing one metrics.jsonl row per log event (DESIGN §4)."""
+class MetricsCallback:
+    """A `TrainerCallback` turning each log event into a metrics.jsonl row (DESIGN §4)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, log: MetricsLog) -> None:
         from transformers import TrainerCallback
 
-        self.path = path
+        self.log = log
         self._last: tuple[float, int] | None = None
         owner = self
 
@@ -237,17 +238,17 @@ class MetricsFile:
             rate = (tokens - self._last[1]) / (now - self._last[0])
         if "loss" in logs:
             self._last = (now, tokens)
-        row = {
-            "step": state.global_step,
-            "epoch": round(state.epoch or 0.0, 4),
-            "tokens_seen": tokens,
-            "train_loss": logs.get("loss"),
-            "val_loss": logs.get("eval_loss"),
-            "lr": logs.get("learning_rate"),
-            "tokens_per_second": round(rate, 1) if rate else None,
-        }
-        with self.path.open("a") as f:
-            f.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
+        self.log.write(
+            {
+                "step": state.global_step,
+                "epoch": round(state.epoch or 0.0, 4),
+                "tokens_seen": tokens,
+                "train_loss": logs.get("loss"),
+                "val_loss": logs.get("eval_loss"),
+                "lr": logs.get("learning_rate"),
+                "tokens_per_second": round(rate, 1) if rate else None,
+            }
+        )
 
 
 @torch.no_grad()
@@ -328,9 +329,9 @@ def _training_args(config: FinetuneConfig, out: Path, device: torch.device):
 
 def _write_servable(folder: Path, out: Path, run_info: dict) -> None:
     (folder / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    metrics = out / "metrics.jsonl"
+    metrics = out / METRICS_FILE
     if metrics.is_file():
-        shutil.copyfile(metrics, folder / "metrics.jsonl")
+        shutil.copyfile(metrics, folder / METRICS_FILE)
 
 
 def merge_adapter(base_path: str, adapter_dir: Path, target: Path) -> None:
@@ -361,7 +362,11 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     base = resolve_model(config.base)
     name = config.name or _default_name(config)
     out = Path(config.out or REPO_ROOT / "runs" / "finetune" / name).expanduser().resolve()
-    checkpoints = sorted((out / "trainer").glob("checkpoint-*"))
+    checkpoints = sorted(
+        int(c.name.removeprefix("checkpoint-"))
+        for c in (out / "trainer").glob("checkpoint-*")
+        if c.name.removeprefix("checkpoint-").isdigit()
+    )
     if config.resume and not checkpoints:
         raise TrainingError(f"--resume: no Trainer checkpoint in {out / 'trainer'} to resume")
     if out.exists() and any(out.iterdir()) and not config.resume:
@@ -387,8 +392,8 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     from datasets import Dataset
 
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
-    metrics = MetricsFile(out / "metrics.jsonl")
-    out.mkdir(parents=True, exist_ok=True)
+    # The Trainer resumes from its last checkpoint: the log keeps the rows up to its step.
+    metrics = MetricsCallback(MetricsLog(out, checkpoints[-1] if config.resume else None))
     trainer = Trainer(
         model=model,
         args=_training_args(config, out, device),
@@ -516,7 +521,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields}

@@ -42,10 +42,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from evals.journal import git_revision
+from chatforge.journal import git_revision
 from training import checkpoint, distributed, runinfo
 from training.batches import RowOrder, TokenRows
 from training.errors import TrainingError
+from training.metrics_log import MetricsLog
 from training.model import GPT, GPTConfig
 from training.optim import build_optimizers, lr_multiplier, set_lr
 
@@ -272,27 +273,6 @@ def _plan(cfg: TrainConfig, n_rows: int, world: int) -> tuple[RowOrder, int, int
     return order, min(limits), (cfg.batch_size // world) // cfg.micro_batch_size
 
 
-class _Metrics:
-    """metrics.jsonl on rank 0: appended row by row, trimmed to the checkpoint on resume."""
-
-    def __init__(self, path: Path, enabled: bool, keep_until: int | None) -> None:
-        self.path, self.enabled = path, enabled
-        if not enabled:
-            return
-        rows = []
-        if keep_until is not None and path.is_file():
-            for line in path.read_text().splitlines():
-                with contextlib.suppress(ValueError, KeyError):
-                    if json.loads(line)["step"] <= keep_until:
-                        rows.append(line)
-        path.write_text("".join(r + "\n" for r in rows))
-
-    def write(self, row: dict) -> None:
-        if self.enabled:
-            with self.path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-
-
 def write_run_json(out: Path, data: dict) -> None:
     path = out / "run.json"
     tmp = out / ".run.json.tmp"
@@ -376,7 +356,7 @@ def _train(cfg, model_config, train_rows, val_rows, run_meta, init_state, ctx) -
 
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
-    metrics = _Metrics(out / "metrics.jsonl", ctx.main, step if cfg.resume else None)
+    metrics = MetricsLog(out, step if cfg.resume else None, enabled=ctx.main)
     tokens_per_step = cfg.batch_size * cfg.seq_len
     flops_per_token = model.flops_per_token(cfg.seq_len)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from chatforge.paths import chatforge_home
 from training.errors import TrainingError
-from training.sources import chatforge_home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGISTRY = REPO_ROOT / "models.yaml"

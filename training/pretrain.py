@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evals.journal import current_command
+from chatforge.corpus_files import load_documents
+from chatforge.journal import current_command
 from training import checkpoint
 from training.baselines import bits_per_byte, token_byte_lengths, unigram_loss
 from training.batches import TokenRows
 from training.bpe import ENDOFTEXT
-from training.corpus import REPO_ROOT, load_documents, read_manifest
+from training.corpus import REPO_ROOT, read_manifest
 from training.distributed import is_main_process
 from training.errors import TrainingError
 from training.loop import (
@@ -163,7 +164,7 @@ def report(
     kind: str, result: TrainResult, headline: str, numbers: dict, sample: str, out: Path
 ) -> None:
     """Print the outcome of a run and append it to the daily log."""
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     print(
         f"{kind} {result.status} at step {result.step}/{result.total_steps} "

@@ -21,14 +21,10 @@ Design decisions:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
-from training.errors import TrainingError
+from chatforge.corpus_files import QAPair
 
-QUESTIONS_FILE = "questions.jsonl"
 MAX_ANSWER = 350
 MIN_ANSWER = 30
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z0-9`\"'(]|\s*$)")
@@ -52,19 +48,6 @@ TEMPLATES = {
         "Tell me about {section} ({title}).",
     ),
 }
-
-
-@dataclass
-class QAPair:
-    id: str
-    question: str
-    answer: str
-    doc_id: str
-    path: str
-    anchor: str
-    title: str
-    split: str
-    kind: str
 
 
 def _lead(block: str) -> str | None:
@@ -142,23 +125,3 @@ def questions_for_document(doc) -> list[QAPair]:
 def generate_questions(documents) -> list[QAPair]:
     """Questions for every document, in document order."""
     return [pair for doc in documents for pair in questions_for_document(doc)]
-
-
-def load_questions(folder: Path | str, split: str | None = None) -> list[QAPair]:
-    """The questions of a corpus folder, optionally only one split's."""
-    if split not in (None, "train", "val", "test"):
-        raise TrainingError(f"split must be train, val or test, not {split!r}")
-    path = Path(folder) / QUESTIONS_FILE
-    if not path.is_file():
-        raise TrainingError(
-            f"{path} not found: build the corpus first with `python -m training data`"
-        )
-    pairs = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            pair = QAPair(**json.loads(line))
-        except (ValueError, TypeError) as exc:
-            raise TrainingError(f"{path}:{number}: not a question record ({exc})") from None
-        if split is None or pair.split == split:
-            pairs.append(pair)
-    return pairs

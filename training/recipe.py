@@ -82,7 +82,7 @@ def _train_stage(name: str, run_dir: Path, argv: list[str], timings: dict[str, f
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     runs = args.runs
     corpus = runs / "data" / args.source.replace(":", "-").replace("/", "-")

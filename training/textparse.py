@@ -22,17 +22,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatforge.corpus_files import Section
+
 SUFFIXES = {
     ".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".rst": "rst", ".txt": "txt"
 }  # fmt: skip
-
-
-@dataclass
-class Section:
-    title: str
-    anchor: str
-    level: int
-    text: str
 
 
 @dataclass

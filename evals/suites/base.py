@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatforge.paths import REPO_ROOT
 from evals.errors import EvalError
-from evals.journal import REPO_ROOT
 from evals.results import MetricSpec, Row
 from evals.targets import Target
 

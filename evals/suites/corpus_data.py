@@ -12,15 +12,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from chatforge.corpus_files import CorpusError, Document, QAPair, load_documents, load_questions
 from evals.errors import EvalError
-from training.corpus import Document, load_documents
-from training.errors import TrainingError
-from training.questions import QAPair, load_questions
 
 SPLIT = "test"
 
 
-def _no_corpus(folder: Path, error: TrainingError) -> EvalError:
+def _no_corpus(folder: Path, error: CorpusError) -> EvalError:
     return EvalError(
         f"{error}\n(the eval suites read the corpus's test split from {folder}; build it with "
         "`python -m training data --source pydocs` or pass --corpus DIR)"
@@ -30,7 +28,7 @@ def _no_corpus(folder: Path, error: TrainingError) -> EvalError:
 def test_questions(folder: Path) -> list[QAPair]:
     try:
         questions = load_questions(folder, split=SPLIT)
-    except TrainingError as error:
+    except CorpusError as error:
         raise _no_corpus(folder, error) from None
     if not questions:
         raise EvalError(f"{folder}: the corpus has no questions in its {SPLIT} split")
@@ -40,7 +38,7 @@ def test_questions(folder: Path) -> list[QAPair]:
 def test_documents(folder: Path) -> list[Document]:
     try:
         documents = load_documents(folder, split=SPLIT)
-    except TrainingError as error:
+    except CorpusError as error:
         raise _no_corpus(folder, error) from None
     if not documents:
         raise EvalError(f"{folder}: the corpus has no documents in its {SPLIT} split")

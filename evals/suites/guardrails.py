@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from chat.v1 import chat_pb2
+from chatforge.paths import REPO_ROOT
 from evals.errors import EvalError
-from evals.journal import REPO_ROOT
 from evals.results import MetricSpec, Row
 from evals.suites.base import Item, Suite, SuiteConfig
 from evals.suites.corpus_data import seeded_order, test_questions

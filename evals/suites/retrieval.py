@@ -36,14 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatforge.corpus_files import CorpusError, load_documents, load_questions
 from evals.errors import EvalError
 from evals.results import MetricSpec, Row
 from evals.suites.base import Item, Suite, SuiteConfig
 from evals.suites.corpus_data import SPLIT
 from evals.targets import LiveTarget
-from training.corpus import load_documents
-from training.errors import TrainingError
-from training.questions import load_questions
 
 HAND_WRITTEN = Path(__file__).resolve().parent.parent / "data" / "retrieval_questions.jsonl"
 MODES: dict[str, tuple[float, float]] = {  # name -> (dense weight, lexical weight)
@@ -92,7 +90,7 @@ def generated_items(
     """A seeded sample of the corpus's generated questions (`split` "all": every split)."""
     try:
         pairs = load_questions(corpus_dir, None if split == "all" else split)
-    except TrainingError as error:
+    except CorpusError as error:
         raise EvalError(str(error)) from None
     random.Random(seed).shuffle(pairs)
     return [EvalItem(p.id, p.question, (p.path,), "generated") for p in pairs[:limit]]
@@ -164,7 +162,7 @@ class Retrieval(Suite):
             return hand, None
         try:
             known = {d.path for d in load_documents(config.corpus)}
-        except TrainingError as error:
+        except CorpusError as error:
             raise EvalError(str(error)) from None
         check_paths(hand, known, config.corpus)
         return hand, generated_items(config.corpus, SPLIT, seed=config.seed)

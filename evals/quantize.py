@@ -1,4 +1,4 @@
-"""`python -m training quantize`: quantized variants of a checkpoint, measured side by side
+"""`python -m evals quantize`: quantized variants of a checkpoint, measured side by side
 with the unquantized model, so their costs and losses are numbers rather than guesses.
 
 For each variant (`none` first): size on disk and in memory, decode tokens/s, perplexity
@@ -55,8 +55,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from training.errors import TrainingError
-from training.model_registry import REPO_ROOT, resolve_model
+from chatforge.paths import REPO_ROOT
+from evals.errors import EvalError
+from evals.targets import CheckpointTarget, checkpoint_folder
 
 VARIANTS = ("int8", "int8-dynamic", "bnb-int8", "nf4")
 SPEED_PROMPT = [
@@ -86,7 +87,7 @@ class QuantizeConfig:
     def check(self) -> None:
         unknown = [v for v in self.variants if v not in ("none", *VARIANTS)]
         if unknown:
-            raise TrainingError(
+            raise EvalError(
                 f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
             )
         for flag, value in (
@@ -97,9 +98,9 @@ class QuantizeConfig:
             ("--speed-tokens", self.speed_tokens),
         ):
             if value < 1:
-                raise TrainingError(f"{flag} must be at least 1, not {value}")
+                raise EvalError(f"{flag} must be at least 1, not {value}")
         if not (self.corpus / "questions.jsonl").is_file():
-            raise TrainingError(
+            raise EvalError(
                 f"--corpus {self.corpus}: no corpus there; build it first with "
                 "`python -m training data --source pydocs` or pass --corpus DIR"
             )
@@ -304,9 +305,6 @@ def table_result(target_info: dict, rows: list[VariantRow], skipped: list[Skippe
 
 
 def _load_targets(folder: Path, variants: list[str]) -> tuple[dict, list[Skipped]]:
-    from evals.errors import EvalError
-    from evals.targets import CheckpointTarget
-
     targets, skipped = {}, []
     for variant in variants:
         print(f"loading {folder.name} with quantization {variant}", flush=True)
@@ -316,10 +314,8 @@ def _load_targets(folder: Path, variants: list[str]) -> tuple[dict, list[Skipped
             )
         except ValueError as exc:  # the loader's word on what this machine cannot run
             if variant == "none":
-                raise TrainingError(f"{folder}: {exc}") from None
+                raise EvalError(f"{folder}: {exc}") from None
             skipped.append(Skipped(variant, str(exc)))
-        except EvalError as exc:
-            raise TrainingError(str(exc)) from None
     return targets, skipped
 
 
@@ -378,31 +374,21 @@ def _measure(targets: dict, speed: dict, config: QuantizeConfig, run_dir: Path):
 
 def quantize(config: QuantizeConfig, resume: Path | None = None):
     """Measure the variants; returns (results file in the model's evals/, rows, skipped)."""
-    from evals.errors import EvalError
     from evals.results import dumps, save_results
     from evals.runner import git_revision, open_run_folder, runs_dir
 
     config.check()
-    resolved = resolve_model(config.model)
-    if not resolved.is_local:
-        raise TrainingError(
-            f"{config.model}: quantize works on a local checkpoint folder; download or "
-            "convert the model first"
-        )
-    folder = Path(resolved.path).resolve()
+    folder = checkpoint_folder(config.model).resolve()
     if (folder / "adapter_config.json").is_file():
-        raise TrainingError(
+        raise EvalError(
             f"{folder} is a LoRA adapter: quantize a full checkpoint (the base, or the "
             "adapter merged into it with `python -m training finetune --merge`)"
         )
     if not (folder / "config.json").is_file():
-        raise TrainingError(f"{folder} is not a checkpoint folder (no config.json)")
+        raise EvalError(f"{folder} is not a checkpoint folder (no config.json)")
     identity = {"model": str(folder), "settings": config.settings()}
-    try:
-        label = f"{TABLE_NAME}-{folder.name}"
-        run_dir, meta = open_run_folder(runs_dir(), label, identity, resume, RUN_FILE)
-    except EvalError as exc:
-        raise TrainingError(str(exc)) from None
+    label = f"{TABLE_NAME}-{folder.name}"
+    run_dir, meta = open_run_folder(runs_dir(), label, identity, resume, RUN_FILE)
     targets, skipped = _load_targets(folder, identity["settings"]["variants"])
     try:
         speed_file = run_dir / SPEED_FILE
@@ -414,7 +400,7 @@ def quantize(config: QuantizeConfig, resume: Path | None = None):
             speed_file.write_text(json.dumps(speed, indent=1))
         rows = _measure(targets, speed, config, run_dir)
     except EvalError as exc:
-        raise TrainingError(f"{exc}\n(this run's folder: {run_dir}; --resume {run_dir})") from None
+        raise EvalError(f"{exc}\n(this run's folder: {run_dir}; --resume {run_dir})") from None
     except KeyboardInterrupt:
         print(f"what finished is kept: continue with --resume {run_dir}", file=sys.stderr)
         raise
@@ -461,7 +447,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     config = QuantizeConfig(
