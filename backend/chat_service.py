@@ -309,7 +309,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
     def _admit_chat(self, loaded: LoadedModel, request, record: CallRecord) -> _ChatCall:
         """Everything before the first event, on the CPU pool: validate, screen, retrieve,
         build and tokenise the prompt, look the reply up in the cache or submit it."""
-        chat = validate_chat(request, loaded.context_length)
+        chat = validate_chat(request, loaded.context_length, loaded.spec.sampling.config())
         record.messages = chat.messages
         retrieval = self.collections.for_chat(request.rag)  # None when rag is off
         with record.stage("guardrails.input"):

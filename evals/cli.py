@@ -30,6 +30,31 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+SAMPLING_FIELDS = {"temperature": float, "top_k": int, "top_p": float, "seed": int,
+                   "repetition_penalty": float}  # fmt: skip
+
+
+def parse_sampling(text: str | None) -> dict | None:
+    """`--sampling`: None (greedy), `server` (the model's defaults: {}) or `KEY=VALUE,...`."""
+    if text is None:
+        return None
+    if text == "server":
+        return {}
+    sampling = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        if key not in SAMPLING_FIELDS or not value:
+            raise EvalError(
+                f"--sampling {part!r}: give `server` or KEY=VALUE pairs with KEY one of "
+                f"{', '.join(SAMPLING_FIELDS)} (e.g. temperature=0,repetition_penalty=1.1)"
+            )
+        try:
+            sampling[key] = SAMPLING_FIELDS[key](value)
+        except ValueError:
+            raise EvalError(f"--sampling {part!r}: {value!r} is not a number") from None
+    return sampling
+
+
 def _run(args: argparse.Namespace) -> int:
     from backend.settings import ClientSettings, load_settings
     from evals.report import metrics_table
@@ -44,6 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     for key in ("collection", "questions", "public_eval"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    sampling = parse_sampling(args.sampling)
+    if sampling is not None:
+        options["sampling"] = sampling
     config = SuiteConfig(
         size=args.size,
         full=args.full,
@@ -143,6 +171,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--corpus", default=str(DEFAULT_CORPUS), help="corpus folder (test split)")
     run.add_argument("--max-tokens", type=int, default=None, help="answer length (generation)")
     run.add_argument("--chunk-chars", type=int, default=None, help="perplexity chunk size")
+    run.add_argument(
+        "--sampling",
+        default=None,
+        help="docs-qa decoding (default greedy): `server` for the model's defaults, or "
+        "KEY=VALUE,... of temperature, top_k, top_p, seed, repetition_penalty",
+    )
     run.add_argument(
         "--collection",
         default=None,

@@ -175,16 +175,6 @@ def disk_bytes(model: torch.nn.Module) -> int:
         return path.stat().st_size
 
 
-def repeated_trigrams(texts: list[str]) -> float:
-    total = repeated = 0
-    for text in texts:
-        words = text.split()
-        grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
-        total += len(grams)
-        repeated += len(grams) - len(set(grams))
-    return repeated / total if total else 0.0
-
-
 def decode_speed(targets: dict, config: QuantizeConfig) -> dict[str, dict]:
     """Per variant: decode tokens/s of its fastest round (rounds alternate between the
     variants in a rotating order), every round's rate, and its long answer (one greedy
@@ -335,7 +325,7 @@ def _suite_run(name: str, target, config, out_root: Path):
 
 
 def _measure(targets: dict, speed: dict, config: QuantizeConfig, run_dir: Path):
-    from evals.scoring import token_f1
+    from evals.scoring import repeated_trigrams, token_f1
     from evals.suites import SuiteConfig
 
     rows: list[VariantRow] = []

@@ -18,6 +18,9 @@ Design decisions:
   taking the first option, which rewards whatever position the gold answer sits in; here a
   tie among k best options, gold among them, earns 1/k: the expected score of a fair
   tie-break, and deterministic.
+- Degenerate repetition is the share of repeated word 3-grams (`repeated_trigrams`): a
+  decoding loop repeats whole phrases, so it rises towards 1 while fluent text stays
+  near 0; raw words, not normalised ones, so a repeated sentence is counted as written.
 - Confidence intervals are percentile bootstraps over items (scipy.stats.bootstrap), with a
   fixed seed so a results file is reproducible. The statistic is computed from resampled
   item indices, so one routine covers means, ratios of sums (bits per byte) and
@@ -137,3 +140,14 @@ def bootstrap_ci(
     if not (math.isfinite(low) and math.isfinite(high)):
         return None
     return float(low), float(high)
+
+
+def repeated_trigrams(texts: list[str]) -> float:
+    """Share of the word 3-grams of `texts` that repeat an earlier one of the same text."""
+    total = repeated = 0
+    for text in texts:
+        words = text.split()
+        grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+        total += len(grams)
+        repeated += len(grams) - len(set(grams))
+    return repeated / total if total else 0.0

@@ -5,6 +5,9 @@ Design decisions:
   messages) and `score` (log-likelihoods of continuations after a raw-text or chat context).
   Suites that test the serving path itself (smoke, latency, retrieval, guardrails) use the
   live target's `client` and say so when given a checkpoint.
+- Generation is greedy unless a suite passes `sampling` (the `--sampling` flag): fields of
+  the proto's SamplingParams, or `{}` for the model's own defaults on the server, which is
+  how a model's default sampling is measured before it goes into models.yaml.
 - A live target speaks only the proto through `backend.client.ChatClient` (the boundary
   between server and clients); requests run `concurrency` at a time.
 - A checkpoint target loads the folder with transformers as it is (the checkpoint
@@ -62,7 +65,9 @@ class Target(Protocol):
     concurrency: int
 
     def describe(self) -> dict: ...
-    def chat(self, messages: list[dict[str, str]], max_tokens: int) -> Completion: ...
+    def chat(
+        self, messages: list[dict[str, str]], max_tokens: int, sampling: dict | None = None
+    ) -> Completion: ...
     def score(
         self,
         continuations: Sequence[str],
@@ -118,8 +123,11 @@ class LiveTarget:
             "source": self.card.source,
         }
 
-    def chat(self, messages, max_tokens: int) -> Completion:
-        sampling = {"temperature": 0.0, "max_tokens": max_tokens}
+    def chat(self, messages, max_tokens: int, sampling: dict | None = None) -> Completion:
+        """Greedy by default; `sampling` (SamplingParams fields) replaces that, and `{}`
+        leaves every field but max_tokens to the model's defaults on the server."""
+        sampling = {**({"temperature": 0.0} if sampling is None else sampling)}
+        sampling["max_tokens"] = max_tokens
         completion = Completion(text="")
         parts = []
         sent = time.perf_counter()
@@ -236,9 +244,15 @@ class CheckpointTarget:
         )
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def chat(self, messages, max_tokens: int) -> Completion:
+    def chat(self, messages, max_tokens: int, sampling: dict | None = None) -> Completion:
         import torch
 
+        extra = {k: v for k, v in (sampling or {}).items() if k != "temperature"}
+        if (sampling or {}).get("temperature", 0.0) != 0.0 or set(extra) - {"repetition_penalty"}:
+            raise EvalError(
+                f"sampling {sampling}: a checkpoint decodes greedily, with at most a "
+                "repetition_penalty; sample from a live server (--target HOST:PORT)"
+            )
         prompt = self._chat_ids(messages)
         max_tokens = min(max_tokens, self.context_length - len(prompt))
         with torch.inference_mode():
@@ -247,6 +261,7 @@ class CheckpointTarget:
                 attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.device),
                 max_new_tokens=max_tokens,
                 do_sample=False,
+                **extra,
                 eos_token_id=self.eos_ids,
                 pad_token_id=self.tokenizer.pad_token_id or self.eos_ids[0],
             )[0, len(prompt) :].tolist()

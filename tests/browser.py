@@ -21,3 +21,12 @@ def set_number(page: Page, elem_id: str, value: float) -> None:
 def ask(page: Page, question: str) -> None:
     page.fill("#chat-input textarea", question)
     page.press("#chat-input textarea", "Enter")
+
+
+def choose(page: Page, elem_id: str, value: str) -> None:
+    """Pick a dropdown value: type it to filter the options, take the match."""
+    field = page.locator(f"#{elem_id} input")
+    field.click()
+    field.fill(value)
+    page.locator(f'#{elem_id} [role=option][aria-label="{value}"], '
+                 f'[role=option][aria-label="{value}"]:visible').first.click()  # fmt: skip

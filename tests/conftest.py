@@ -47,14 +47,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_registry(tmp_path_factory, tiny_model_dir) -> Path:
-    """Two tiny models in a models.yaml: `tiny` (the default) and `tiny-b`, whose engine
-    takes one request at a time with a queue of one, to make back-pressure testable."""
+    """Two tiny models in a models.yaml: `tiny` (the default, the server's sampling
+    defaults) and `tiny-b`, whose engine takes one request at a time with a queue of one,
+    to make back-pressure testable, and which has sampling defaults of its own."""
     other = make_tiny_model(tmp_path_factory.mktemp("tiny-b") / "model", seed=1)
     path = tmp_path_factory.mktemp("registry") / "models.yaml"
     path.write_text(
         f"models:\n"
         f"  tiny:\n    checkpoint: {tiny_model_dir}\n    default: true\n"
         f"  tiny-b:\n    checkpoint: {other}\n    max_batch_size: 1\n    max_queue: 1\n"
+        f"    sampling:\n      temperature: 0.3\n      top_p: 0.9\n"
+        f"      repetition_penalty: 1.2\n      why: tiny-b's own defaults\n"
     )
     return path
 

@@ -17,9 +17,10 @@ from backend.registry import load_registry
 from backend.sampling import SamplingConfig
 from chatforge.journal import journal_dir
 from evals.cli import main as evals_main
-from evals.quantize import VariantRow, disk_bytes, repeated_trigrams, tensor_bytes, verdict
+from evals.quantize import VariantRow, disk_bytes, tensor_bytes, verdict
 from evals.results import load_results
 from evals.runner import runs_dir
+from evals.scoring import repeated_trigrams
 
 
 def _registry(tmp_path, tiny_model_dir, quantization: str):

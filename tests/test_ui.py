@@ -39,9 +39,9 @@ def answer_text(page: Page) -> str:
 
 
 def usage(page: Page) -> tuple[int, int]:
-    """(completion tokens, prompt tokens) from the usage line under the chat."""
-    match = re.search(r"(\d+) tokens · prompt (\d+)", page.locator("#chat-status").inner_text())
-    assert match, page.locator("#chat-status").inner_text()
+    """(completion tokens, prompt tokens) from the usage line under the last answer."""
+    match = re.search(r"(\d+) tokens · prompt (\d+)", answer_text(page))
+    assert match, answer_text(page)
     return int(match[1]), int(match[2])
 
 
@@ -62,9 +62,9 @@ def test_answer_streams_into_the_chat(page, ui, artifacts_dir):
         }"""
     )
     ask(page, "What is the capital of France?")
-    status = page.locator("#chat-status")
-    expect(status).to_contain_text("finish")
-    expect(status).to_contain_text("tokens/s")
+    answers = page.locator("#chat-log [data-testid=bot]")
+    expect(answers.last).to_contain_text("finish LENGTH")  # its usage line, under it
+    expect(answers.last).to_contain_text("tokens/s")
     expect(page.locator("#chat-log [data-testid=user]")).to_have_text(
         "What is the capital of France?"
     )
@@ -77,9 +77,10 @@ def test_answer_streams_into_the_chat(page, ui, artifacts_dir):
     # The second turn sends the conversation so far: its prompt holds the first answer.
     first_completion, first_prompt = usage(page)
     ask(page, "And of Italy?")
-    expect(page.locator("#chat-log [data-testid=user]")).to_have_count(2)
-    expect(status).to_contain_text("finish")
+    expect(answers).to_have_count(2)
+    expect(answers.last).to_contain_text("finish")
     assert usage(page)[1] > first_prompt + first_completion // 2
+    expect(answers.first).to_contain_text(f"{first_completion} tokens · prompt {first_prompt}")
 
 
 def test_stop_cancels_the_stream_on_the_server(page, ui, tiny_server, artifacts_dir):
@@ -94,7 +95,7 @@ def test_stop_cancels_the_stream_on_the_server(page, ui, tiny_server, artifacts_
     assert metric_value(tiny_server, "chatforge_active_streams") == 1
     page.click("#chat-stop")
 
-    expect(page.locator("#chat-status")).to_contain_text("Stopped after")
+    expect(page.locator("#chat-log [data-testid=bot]").last).to_contain_text("Stopped after")
     assert wait_for(lambda: metric_value(tiny_server, "chatforge_active_streams") == 0, 30)
     assert wait_for(
         lambda: (
@@ -129,12 +130,12 @@ def test_backend_error_shows_status_and_message(page, ui):
     turns = {"name": "chatforge_ui_chat_turns_total", "outcome": "error"}
     before = metric_value(ui, **errors), metric_value(ui, **turns)
     open_chat(page, ui)
-    set_number(page, "chat-max-tokens", 4095)  # with any prompt, beyond the 4096 context
-    ask(page, "Hello")
+    too_long = "word " * 6_500  # beyond the API's 32,000 characters a message
+    ask(page, too_long)
     status = page.locator("#chat-status")
     expect(status).to_contain_text("Backend error INVALID_ARGUMENT")
-    expect(status).to_contain_text("sampling.max_tokens")
-    expect(page.locator("#chat-input textarea")).to_have_value("Hello")  # kept to retry
+    expect(status).to_contain_text("messages[0].content")
+    expect(page.locator("#chat-input textarea")).to_have_value(too_long.strip())  # to retry
     assert "Traceback" not in page.content()
     # The turn's request id is shown under the error, which the server's message names too.
     expect(status).to_contain_text(re.compile(r"\(request id [0-9a-f]{32}\)"))
@@ -142,6 +143,22 @@ def test_backend_error_shows_status_and_message(page, ui):
     assert named == shown
     # The UI counted the turn and the backend error on its own metrics port.
     assert (metric_value(ui, **errors), metric_value(ui, **turns)) == (before[0] + 1, before[1] + 1)
+
+
+def test_max_tokens_at_its_maximum_is_fitted_not_refused(page, ui, artifacts_dir):
+    """The slider reaches the context less one token; sent with a long prompt, the
+    answer fills exactly what the context leaves instead of being refused."""
+    open_chat(page, ui)
+    slider = page.locator("#chat-max-tokens input[type=range]")
+    expect(slider).to_have_attribute("max", "4095")  # the tiny model's context is 4096
+    set_number(page, "chat-max-tokens", 4095)
+    ask(page, "zqxj " * 760)  # byte-level tokens the tiny tokenizer never merged
+    answer = page.locator("#chat-log [data-testid=bot]").last
+    expect(answer).to_contain_text("finish LENGTH")
+    completion, prompt = usage(page)
+    assert prompt > 3000 and completion + prompt == 4096
+    expect(page.locator("#chat-status")).to_have_text("")
+    page.screenshot(path=artifacts_dir / "ui-chat-max-tokens-fitted.png", full_page=True)
 
 
 def test_backend_down_is_explained(page, ui_without_backend, artifacts_dir):

@@ -15,6 +15,7 @@ from evals.results import MetricSpec, Row, RunResult
 from evals.runner import run_suite
 from evals.suites import SuiteConfig
 from evals.targets import LiveTarget
+from tests.browser import choose
 from ui.evals_tab import confusion_figure
 
 pytestmark = pytest.mark.slow
@@ -24,15 +25,6 @@ expect.set_options(timeout=60_000)  # waiting for the page, not timing it: share
 def open_tab(page: Page, ui, name: str) -> None:
     page.goto(ui.url)
     page.get_by_role("tab", name=name).click()
-
-
-def choose(page: Page, elem_id: str, value: str) -> None:
-    """Pick a dropdown value: type it to filter the options, take the match."""
-    field = page.locator(f"#{elem_id} input")
-    field.click()
-    field.fill(value)
-    page.locator(f'#{elem_id} [role=option][aria-label="{value}"], '
-                 f'[role=option][aria-label="{value}"]:visible').first.click()  # fmt: skip
 
 
 @pytest.fixture
@@ -95,41 +87,59 @@ def test_evals_tab_runs_smoke_and_shows_stored_runs(
 
 
 @pytest.fixture
-def training_log(tiny_server):
-    """A fixture training run: metrics.jsonl beside the tiny-b checkpoint, two epochs."""
+def training_log(tiny_server, tmp_path):
+    """A fixture lineage: tiny-b is an SFT run (metrics.jsonl, two epochs) whose run.json
+    names its base, a pretraining run folder with a log of its own."""
     with ChatClient(tiny_server.target) as client:
         folder = Path(client.get_model("tiny-b").source)
-    path = folder / "metrics.jsonl"
+    base = tmp_path / "scratch-base"
+    base.mkdir()
+    (base / "run.json").write_text(json.dumps({"kind": "pretrain"}))
+    (base / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "tokens_seen": s * 4000, "train_loss": 9 - s * 0.5,
+                    "val_loss": 9.2 - s * 0.5}) + "\n" for s in range(1, 9)))  # fmt: skip
     rows = [{"step": s, "epoch": s / 5, "tokens_seen": s * 1000, "train_loss": 6 - s * 0.4,
              "lr": 1e-3 * min(1, s / 3), "tokens_per_second": 900 + s}
             for s in range(1, 11)]  # fmt: skip
     for row in rows[4::5]:
-        row["val_loss"] = row["train_loss"] + 0.3
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    yield path
-    path.unlink()
+        row["val_loss"] = row["train_loss"] + 0.3 + 1e-7  # rounded in the table
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "run.json").write_text(json.dumps({"kind": "sft", "base": str(base)}))
+    yield folder
+    (folder / "metrics.jsonl").unlink()
+    (folder / "run.json").unlink()
 
 
-def test_training_tab_plots_a_run_and_chats_side_by_side(page, ui, training_log, artifacts_dir):
+def test_training_tab_plots_a_lineage_and_chats_side_by_side(page, ui, training_log, artifacts_dir):
     open_tab(page, ui, "Training")
-    expect(page.locator("#training-status")).to_contain_text("metrics.jsonl of:")
-    expect(page.locator("#training-status")).to_contain_text("tiny-b")
+    status = page.locator("#training-status")
+    expect(status).to_contain_text("tiny-b (pretrain scratch-base → sft tiny-b)")
     expect(page.locator("#training-curves img")).to_be_visible()
-    expect(page.locator("#training-summary")).to_contain_text("final train_loss")
-    expect(page.locator("#training-summary")).to_contain_text("2")  # 6 - 10 * 0.4
+    summary = page.locator("#training-summary")
+    expect(summary).to_contain_text("final train_loss")
+    expect(summary).to_contain_text("2.3")  # the last val loss 6 - 10 * 0.4 + 0.3, rounded
+    expect(summary).not_to_contain_text("2.3000001")
     page.get_by_text("tokens seen").click()
     expect(page.locator("#training-curves img")).to_be_visible()
     page.screenshot(path=artifacts_dir / "ui-training-curves.png", full_page=True)
 
     page.fill("#duel-max-tokens input[type=number]", "12")
     page.fill("#duel-input textarea", "Hello there")
-    page.press("#duel-input textarea", "Enter")
+    page.locator("#duel-send").click()
     for side, model in (("left", "tiny"), ("right", "tiny-b")):
         answer = page.locator(f"#duel-{side}")
         expect(answer).to_contain_text("finish")
         expect(answer).to_contain_text(model)
         expect(answer).to_contain_text("12 tokens")
     page.screenshot(path=artifacts_dir / "ui-training-duel.png", full_page=True)
+
+    page.fill("#duel-max-tokens input[type=number]", "1024")
+    page.fill("#duel-input textarea", "Tell me a long story")
+    page.locator("#duel-send").click()
+    expect(page.locator("#duel-left")).not_to_contain_text("12 tokens")  # the new answers
+    page.locator("#duel-stop").click()
+    for side in ("left", "right"):
+        expect(page.locator(f"#duel-{side}")).to_contain_text("Stopped after")
 
 
 def test_confusion_matrix_counts_gold_against_predicted():
@@ -153,8 +163,34 @@ def test_epoch_boundaries_and_the_step_fallback_are_drawn():
     figure = curves_figure([card], "tokens seen")  # never logged: drawn against the step
     loss = figure.axes[0]
     assert [line.get_label() for line in loss.lines if not line.get_label().startswith("_")] == [
-        "m train_loss (x = step)"
+        "m train (x = step)"
     ]
     dotted = [line.get_xdata()[0] for line in loss.lines if line.get_linestyle() == ":"]
     assert dotted == [4, 8]
     assert curves_figure([chat_pb2.ModelCard(name="empty")], "step") is None
+
+
+def test_a_lineage_is_drawn_stage_after_stage_train_and_val_apart():
+    from chat.v1 import chat_pb2
+    from ui.training_tab import curves_figure
+
+    pretrain = [chat_pb2.TrainingMetric(step=s, train_loss=9 - s, val_loss=9.5 - s)
+                for s in range(1, 6)]  # fmt: skip
+    sft = [chat_pb2.TrainingMetric(step=s, train_loss=3 - s / 10) for s in range(1, 4)]
+    card = chat_pb2.ModelCard(
+        name="chat",
+        run_json='{"kind": "sft"}',
+        metrics=sft,
+        lineage=[chat_pb2.TrainingStage(name="base", kind="pretrain", metrics=pretrain)],
+    )
+    loss = curves_figure([card], "step").axes[0]
+    curves = [
+        line for line in loss.lines if line.get_linestyle() == "-" and len(line.get_xdata()) > 2
+    ]
+    train = [line for line in curves if line.get_color() == "tab:blue"]
+    val = [line for line in curves if line.get_color() == "tab:orange"]
+    assert [list(line.get_xdata()) for line in train] == [[1, 2, 3, 4, 5], [6, 7, 8]]
+    assert len(val) == 1  # only pretraining logged a val loss, in a colour of its own
+    assert loss.get_legend() is not None
+    assert {t.get_text() for t in loss.get_legend().get_texts()} == {"chat train", "chat val"}
+    assert {t.get_text() for t in loss.texts} == {"pretrain base", "sft chat"}

@@ -42,7 +42,7 @@ def test_sources_appear_under_the_answer(page, rag_ui, artifacts_dir):
     set_number(page, "chat-temperature", 0)
     set_number(page, "chat-max-tokens", 20)
     ask(page, "What does widgets.frobnicate return?")
-    expect(page.locator("#chat-status")).to_contain_text("finish")
+    expect(page.locator("#chat-log [data-testid=bot]").last).to_contain_text("finish")
     answer = page.locator("#chat-log [data-testid=bot]").last
     expect(answer).to_contain_text("Sources")
     link = answer.locator("a", has_text="Widgets — Frobnicate")
@@ -54,6 +54,6 @@ def test_sources_appear_under_the_answer(page, rag_ui, artifacts_dir):
     page.locator("#chat-rag input").uncheck()
     ask(page, "And without documents?")
     expect(page.locator("#chat-log [data-testid=bot]")).to_have_count(2)
-    expect(page.locator("#chat-status")).to_contain_text("finish")
+    expect(page.locator("#chat-log [data-testid=bot]").last).to_contain_text("finish")
     expect(page.locator("#chat-log [data-testid=bot]").last).not_to_contain_text("Sources")
     expect(page.locator("#chat-log [data-testid=bot]").first).to_contain_text("Sources")

@@ -2,9 +2,9 @@
 shape the request.
 
 Design decisions:
-- The conversation sent to the backend lives in a `gr.State` of plain `{role, content}`
-  strings. The Chatbot only displays it (Gradio 6 hands chatbot values back as lists of
-  content blocks), and a failed or empty turn can be shown without entering the history.
+- The conversation sent to the backend is a list of plain `{role, content}` strings. The
+  Chatbot only displays it (Gradio 6 hands chatbot values back as lists of content
+  blocks), and a failed or empty turn can be shown without entering the history.
 - Request controls are small classes that own their components and turn the values into
   keyword arguments of `ChatClient.chat` (`model=`, `sampling=`). The reply handler takes
   its inputs as a set, so it receives `{component: value}`; a new control (the retrieval
@@ -21,6 +21,17 @@ Design decisions:
   kept in `ActiveStreams`, so Stop reaches the right call; the stop event bypasses the
   queue so it is never stuck behind the reply it has to stop. Closing the tab needs nothing
   extra: Gradio drops the reply generator, and closing a `ChatStream` cancels its call.
+- Sampling controls start from the chosen model's defaults (its card's `default_sampling`,
+  from models.yaml `sampling:`, with the reason shown under the model), so the first
+  answer is the one the server's measured defaults give. Max tokens is sent as a ceiling
+  (`fit_max_tokens`): the server lowers it to what the context leaves beside the prompt,
+  so no position of the slider can produce a refused request as the conversation grows.
+- Every answer carries its own usage line under it (tokens, prompt, time to first token,
+  tokens/s, finish reason, model), kept with it in the conversation; a turn the
+  guardrails blocked says so instead of zeros. The status line under the chat is only for
+  what is happening now (generating) and for errors.
+- The conversation is kept in the browser (`gr.BrowserState`, ui/conversation.py), so a
+  page reload brings it back; Clear empties it and Download saves it as JSON.
 - The chatbot is refreshed at most every 50 ms (a small model on a GPU streams hundreds of
   tokens a second; the browser needs a fraction of that), and always at the end.
 - The reply handler has no concurrency limit of its own: the backend does admission
@@ -42,10 +53,11 @@ import gradio as gr
 
 from backend.client import ChatClient, ChatStream
 from chat.v1 import chat_pb2
+from ui.conversation import Conversation
 from ui.errors import BACKEND_ERRORS, describe_error
 from ui.guardrail_notice import blocked_at_input, notices
 from ui.observe import METRICS, finish_span, new_request_id, start_call, turn_span
-from ui.retrieval_controls import RetrievalControls, format_sources
+from ui.retrieval_controls import RetrievalControls, escape_markdown, format_sources
 
 ClientFactory = Callable[[], ChatClient]
 Values = dict[Any, Any]  # {component: value}, as Gradio passes a set of inputs
@@ -62,13 +74,14 @@ class RequestControl(Protocol):
 
 
 class SamplingControls:
-    """Sliders for the sampling parameters; the server validates them again."""
+    """Sliders for the sampling parameters, set from the model's defaults; the server
+    validates them again."""
 
     def __init__(self) -> None:
         self.temperature = gr.Slider(
             0.0,
             2.0,
-            value=0.7,
+            value=0.0,
             step=0.05,
             label="Temperature (0 = greedy)",
             elem_id="chat-temperature",
@@ -78,7 +91,12 @@ class SamplingControls:
             0, 200, value=0, step=1, label="Top-k (0 = off)", elem_id="chat-top-k"
         )
         self.max_tokens = gr.Slider(
-            1, 4096, value=256, step=1, label="Max tokens", elem_id="chat-max-tokens"
+            1,
+            4096,
+            value=256,
+            step=1,
+            label="Max tokens (at most: lowered to what the context leaves)",
+            elem_id="chat-max-tokens",
         )
         self.repetition_penalty = gr.Slider(
             0.1,
@@ -99,6 +117,28 @@ class SamplingControls:
             self.repetition_penalty,
             self.seed,
         ]
+        # the sliders a model's card sets, in the order `for_model` returns their updates
+        self.model_set = [
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.max_tokens,
+            self.repetition_penalty,
+        ]
+
+    def for_model(self, card: chat_pb2.ModelCard) -> list[Any]:
+        """Updates putting the sliders at the model's defaults, max tokens bounded by its
+        context (the prompt needs at least one token)."""
+        d = card.default_sampling
+        top = max(1, card.context_length - 1)
+        # proto floats are 32-bit: 0.7 arrives as 0.69999998...; the sliders step by 0.05
+        return [
+            gr.Slider(value=round(d.temperature, 4)),
+            gr.Slider(value=round(d.top_p, 4)),
+            gr.Slider(value=d.top_k),
+            gr.Slider(maximum=top, value=min(d.max_tokens, top)),
+            gr.Slider(value=round(d.repetition_penalty, 4)),
+        ]
 
     def chat_kwargs(self, values: Values) -> dict[str, Any]:
         seed = values[self.seed]
@@ -110,6 +150,7 @@ class SamplingControls:
                 max_tokens=int(values[self.max_tokens]),
                 repetition_penalty=values[self.repetition_penalty],
                 seed=None if seed is None or seed < 0 else int(seed),
+                fit_max_tokens=True,
             )
         }
 
@@ -129,39 +170,42 @@ class ModelPicker:
         self.components = [self.dropdown]
         self.outputs: list[gr.components.Component] = []  # of `load`, set by `wire`
 
-    def wire(self, max_tokens: gr.Slider) -> None:
-        """Fill the list on Refresh; a model's context bounds the max-tokens slider."""
-        self.outputs = [self.dropdown, self.info, max_tokens]
+    def wire(self, sampling: SamplingControls) -> None:
+        """Fill the list on Refresh; choosing a model sets the sampling to its defaults."""
+        self._sampling = sampling
+        described = [self.info, *sampling.model_set]
+        self.outputs = [self.dropdown, *described]
         self.refresh.click(self.load, None, self.outputs, queue=False)
-        self.dropdown.change(self.describe, self.dropdown, [self.info, max_tokens], queue=False)
+        self.dropdown.change(self.describe, self.dropdown, described, queue=False)
 
     def chat_kwargs(self, values: Values) -> dict[str, Any]:
         return {"model": values[self.dropdown] or ""}  # empty: the server's default
 
-    def load(self) -> tuple[Any, str, Any]:
+    def load(self) -> list[Any]:
         client = self._client_factory()
+        unchanged = [gr.skip()] * len(self._sampling.model_set)
         try:
             response = client.list_models()
         except BACKEND_ERRORS as error:
             self._cards = {}
             empty = gr.Dropdown(choices=[], value=None)
-            return empty, describe_error(error, client.target), gr.skip()
+            return [empty, describe_error(error, client.target), *unchanged]
         self._cards = {card.name: card for card in response.models}
         default = response.default_model or next(iter(self._cards), None)
-        info, max_tokens = self.describe(default)
-        return gr.Dropdown(choices=list(self._cards), value=default), info, max_tokens
+        return [gr.Dropdown(choices=list(self._cards), value=default), *self.describe(default)]
 
-    def describe(self, name: str | None) -> tuple[Any, Any]:
+    def describe(self, name: str | None) -> list[Any]:
         card = self._cards.get(name or "")
         if card is None:  # nothing to describe; keep what `load` said (maybe an error)
-            return gr.skip(), gr.skip()
+            return [gr.skip()] * (1 + len(self._sampling.model_set))
         info = (
             f"{card.architecture}, {card.parameters / 1e6:.1f}M parameters, {card.dtype}"
             f"{'' if card.quantization in ('', 'none') else ', ' + card.quantization}"
             f" on {card.device}, context {card.context_length} tokens"
         )
-        # max_tokens must stay below the context (the prompt needs room too).
-        return info, gr.Slider(maximum=max(1, card.context_length - 1))
+        if card.default_sampling_note:
+            info += f"  \nSampling defaults: {escape_markdown(card.default_sampling_note)}"
+        return [info, *self._sampling.for_model(card)]
 
 
 @dataclass
@@ -171,6 +215,7 @@ class Reply:
     text: str = ""
     model: str = ""
     request_id: str = ""
+    prompt_tokens: int = 0
     tokens: int = 0
     finished: chat_pb2.Finished | None = None
     citations: list[chat_pb2.Citation] = field(default_factory=list)
@@ -181,6 +226,7 @@ class Reply:
         if kind == "started":  # a retried call starts again (retries precede any text)
             self.model, self.text, self.tokens = event.started.model, "", 0
             self.request_id = event.started.request_id
+            self.prompt_tokens = event.started.prompt_tokens
             self.citations, self.guardrails = [], []
         elif kind == "citations":
             self.citations = list(event.citations.citations)
@@ -200,17 +246,42 @@ class Reply:
         sources = format_sources(self.citations) if self.citations else ""
         return "\n\n".join(part for part in (before, self.text, after, sources) if part)
 
-    def usage_line(self) -> str:
+    def usage_parts(self) -> list[str]:
+        """The usage line's fields, joined with " · " (more may be appended)."""
         if self.finished is None:
-            return f"Stopped after {self.tokens} tokens ({self.model}) · request {self.request_id}"
+            return [f"Stopped after {self.tokens} tokens", self.model, self._request]
+        if blocked_at_input(self.guardrails):
+            categories = sorted({g.category for g in self.guardrails if g.stage == "input"})
+            return [
+                f"Blocked by the guardrails ({', '.join(categories)})",
+                "the model was not asked",
+                f"prompt {self.prompt_tokens}",
+                self.model,
+                self._request,
+            ]
         usage = self.finished.usage
         reason = chat_pb2.FinishReason.Name(self.finished.finish_reason)
-        return (
-            f"{usage.completion_tokens} tokens · prompt {usage.prompt_tokens} · "
-            f"first token {usage.time_to_first_token_ms:.0f} ms · "
-            f"{usage.tokens_per_second:.1f} tokens/s · finish {reason} · {self.model} · "
-            f"request {self.request_id}"
-        )
+        return [
+            f"{usage.completion_tokens} tokens",
+            f"prompt {usage.prompt_tokens}",
+            f"first token {usage.time_to_first_token_ms:.0f} ms",
+            f"{usage.tokens_per_second:.1f} tokens/s",
+            f"finish {reason}" + (" (cached)" if usage.cached else ""),
+            self.model,
+            self._request,
+        ]
+
+    @property
+    def _request(self) -> str:
+        return f"request {self.request_id}" if self.request_id else ""
+
+    def usage_line(self) -> str:
+        return " · ".join(part for part in self.usage_parts() if part)
+
+    @property
+    def with_usage(self) -> str:
+        """The answer as it stays in the conversation: shown text, then its usage line."""
+        return f"{self.shown}\n\n<sub>{escape_markdown(self.usage_line())}</sub>"
 
     def outcome(self, error: object | None) -> str:
         """The turn's outcome as the UI's metrics count it."""
@@ -250,8 +321,9 @@ class ChatTab:
     def __init__(self, app: gr.Blocks, client_factory: ClientFactory) -> None:
         self.client_factory = client_factory
         self.streams = ActiveStreams()
-        self.history = gr.State([])  # text only: what the backend is sent
-        self.display = gr.State([])  # what the chatbot shows: answers with their sources
+        self.conversation = Conversation(client_factory().target)
+        self.history = self.conversation.history  # text only: what the backend is sent
+        self.display = self.conversation.display  # what the chatbot shows
         with gr.Row():
             with gr.Column(scale=3):
                 self.chatbot = gr.Chatbot(label="Conversation", height=460, elem_id="chat-log")
@@ -266,14 +338,18 @@ class ChatTab:
                     button = {"scale": 1, "min_width": 80}
                     self.send = gr.Button("Send", variant="primary", elem_id="chat-send", **button)
                     self.stop = gr.Button("Stop", variant="stop", elem_id="chat-stop", **button)
-                    self.clear = gr.Button("Clear", elem_id="chat-clear", **button)
+                with gr.Row():
+                    self.clear = gr.Button("Clear conversation", elem_id="chat-clear", size="sm")
+                    self.download = gr.DownloadButton(
+                        "Download as JSON", elem_id="chat-download", size="sm"
+                    )
             with gr.Column(scale=2):
                 self.models = ModelPicker(client_factory)
                 with gr.Accordion("Retrieval", open=True):
                     self.retrieval = RetrievalControls(client_factory)
                 with gr.Accordion("Sampling", open=True):
                     self.sampling = SamplingControls()
-        self.models.wire(self.sampling.max_tokens)
+        self.models.wire(self.sampling)
         self.controls: list[RequestControl] = [self.models, self.retrieval, self.sampling]
 
         inputs = {self.message, self.history, self.display}
@@ -291,6 +367,10 @@ class ChatTab:
         self.clear.click(
             lambda: ([], [], [], ""), None, [self.chatbot, self.history, self.display, self.status]
         )
+        self.download.click(
+            self.conversation.export, [self.history, self.display], self.download, queue=False
+        )
+        app.load(lambda shown: shown, self.display, self.chatbot)  # back after a reload
         app.load(self.models.load, None, self.models.outputs)
         app.load(METRICS.page_loads.inc, None, None, queue=False)  # every page has this tab
         app.load(self.retrieval.load, None, self.retrieval.outputs)
@@ -336,30 +416,26 @@ class ChatTab:
                 METRICS.chat_turns.labels(kwargs.get("model", ""), reply.outcome(error)).inc()
                 finish_span(span, reply.request_id, reply.model, reply.finished, failure)
 
-        if reply.text:  # a partial answer (stopped, or cut by an error) stays in the chat
-            shown[-1]["content"] = reply.shown
-            if blocked_at_input(reply.guardrails):  # never seen by the model: not resent
-                history = values[self.history]
-            else:
-                history = [*messages, {"role": "assistant", "content": reply.text}]
-            status = reply.usage_line() if error is None else f"{error}\n\n{reply.usage_line()}"
-            yield {
-                self.chatbot: shown,
-                self.history: history,
-                self.display: shown,
-                self.status: status,
-            }
-        elif error is not None:  # nothing answered: show why, keep the question to retry
+        if error is not None and not reply.text:  # nothing answered: keep it to retry
             shown[-1]["content"] = "*No answer: see the error below.*"
             status = f"{error}\n\nrequest {reply.request_id}"
             yield {self.message: question, self.chatbot: shown, self.status: status}
-        elif reply.guardrails:  # no text, but the guardrails say why: keep their notice
-            shown[-1]["content"] = reply.shown
-            status = f"No answer. {reply.usage_line()}"
-            yield {self.chatbot: shown, self.display: shown, self.status: status}
-        else:
+            return
+        if not reply.text and not reply.guardrails:  # an empty answer: nothing to keep
             shown.pop()
-            yield {self.chatbot: shown, self.status: f"No answer. {reply.usage_line()}"}
+            yield {self.chatbot: shown, self.status: f"No answer: {reply.usage_line()}"}
+            return
+        # An answer, partial or whole, or the guardrails' notice: it stays with its usage.
+        shown[-1]["content"] = reply.with_usage
+        if reply.text and not blocked_at_input(reply.guardrails):
+            history = [*messages, {"role": "assistant", "content": reply.text}]
+        # else: a question the model never saw is not resent with later turns
+        yield {
+            self.chatbot: shown,
+            self.history: history,
+            self.display: shown,
+            self.status: error or "",
+        }
 
 
 def build_chat_tab(app: gr.Blocks, client_factory: ClientFactory) -> ChatTab:

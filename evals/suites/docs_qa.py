@@ -6,7 +6,10 @@ Design decisions:
   documentation, not style.
 - The prompt is the bare question as one user message, no system prompt and greedy
   decoding: what a fine-tune on the generator's train split learns to answer, and the same
-  for every model, so base and fine-tuned compare on equal terms.
+  for every model, so base and fine-tuned compare on equal terms. `options["sampling"]`
+  (the `--sampling` flag) decodes otherwise, to measure a model's default sampling.
+- `repeats` is the share of repeated word 3-grams of each answer: decoding loops show
+  there even when the answer's first sentence scores well.
 - An item fails when its token F1 is below `pass_f1` (default 0.5): the failures view
   then lists answers that miss most of the reference, the useful ones to read.
 """
@@ -14,7 +17,7 @@ Design decisions:
 from __future__ import annotations
 
 from evals.results import MetricSpec, Row
-from evals.scoring import exact_match, rouge_l, token_f1
+from evals.scoring import exact_match, repeated_trigrams, rouge_l, token_f1
 from evals.suites.base import Item, Suite, SuiteConfig
 from evals.suites.corpus_data import seeded_order, test_questions
 from evals.targets import Target
@@ -32,7 +35,11 @@ class DocsQA(Suite):
         MetricSpec("f1", "mean", "f1", "token F1 against the reference (SQuAD-style)"),
         MetricSpec("rouge_l", "mean", "rouge_l", "ROUGE-L F-measure against the reference"),
         MetricSpec("exact_match", "mean", "exact_match", "normalised answer equals reference"),
-    ]
+        MetricSpec(
+            "repeats", "mean", "repeats", "share of repeated word 3-grams (decoding loops)",
+            higher_is_better=False,
+        ),
+    ]  # fmt: skip
 
     def all_items(self, config: SuiteConfig) -> list[Item]:
         questions = seeded_order(test_questions(config.corpus), config.seed)
@@ -55,7 +62,7 @@ class DocsQA(Suite):
             **super().settings(config),
             "max_tokens": self.max_tokens(config),
             "pass_f1": config.options.get("pass_f1", PASS_F1),
-            "temperature": 0.0,
+            "sampling": config.options.get("sampling", {"temperature": 0.0}),
         }
 
     def max_tokens(self, config: SuiteConfig) -> int:
@@ -63,7 +70,11 @@ class DocsQA(Suite):
 
     def run_item(self, item: Item, target: Target, config: SuiteConfig) -> Row:
         question, reference = item.data["question"], item.data["answer"]
-        answer = target.chat([{"role": "user", "content": question}], self.max_tokens(config))
+        answer = target.chat(
+            [{"role": "user", "content": question}],
+            self.max_tokens(config),
+            config.options.get("sampling"),
+        )
         f1 = token_f1(answer.text, reference)
         return Row(
             id=item.id,
@@ -74,6 +85,7 @@ class DocsQA(Suite):
                 "f1": f1,
                 "rouge_l": rouge_l(answer.text, reference),
                 "exact_match": exact_match(answer.text, reference),
+                "repeats": repeated_trigrams([answer.text]),
             },
             passed=f1 >= config.options.get("pass_f1", PASS_F1),
             extra={

@@ -44,7 +44,7 @@ class Message(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class SamplingParams(_message.Message):
-    __slots__ = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed", "repetition_penalty")
+    __slots__ = ("temperature", "top_k", "top_p", "max_tokens", "stop", "seed", "repetition_penalty", "fit_max_tokens")
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     TOP_P_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class SamplingParams(_message.Message):
     STOP_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    FIT_MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     temperature: float
     top_k: int
     top_p: float
@@ -59,7 +60,8 @@ class SamplingParams(_message.Message):
     stop: _containers.RepeatedScalarFieldContainer[str]
     seed: int
     repetition_penalty: float
-    def __init__(self, temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., repetition_penalty: _Optional[float] = ...) -> None: ...
+    fit_max_tokens: bool
+    def __init__(self, temperature: _Optional[float] = ..., top_k: _Optional[int] = ..., top_p: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., repetition_penalty: _Optional[float] = ..., fit_max_tokens: _Optional[bool] = ...) -> None: ...
 
 class RagOptions(_message.Message):
     __slots__ = ("enabled", "collection", "k", "dense_weight", "lexical_weight")
@@ -230,7 +232,7 @@ class EvalResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., results_json: _Optional[str] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "evals")
+    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "evals", "default_sampling", "default_sampling_note", "lineage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +248,9 @@ class ModelCard(_message.Message):
     RUN_JSON_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     EVALS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_SAMPLING_NOTE_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     architecture: str
     parameters: int
@@ -261,7 +266,22 @@ class ModelCard(_message.Message):
     run_json: str
     metrics: _containers.RepeatedCompositeFieldContainer[TrainingMetric]
     evals: _containers.RepeatedCompositeFieldContainer[EvalResult]
-    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., evals: _Optional[_Iterable[_Union[EvalResult, _Mapping]]] = ...) -> None: ...
+    default_sampling: SamplingParams
+    default_sampling_note: str
+    lineage: _containers.RepeatedCompositeFieldContainer[TrainingStage]
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., evals: _Optional[_Iterable[_Union[EvalResult, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ...) -> None: ...
+
+class TrainingStage(_message.Message):
+    __slots__ = ("name", "kind", "metrics", "run_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    RUN_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    metrics: _containers.RepeatedCompositeFieldContainer[TrainingMetric]
+    run_json: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., run_json: _Optional[str] = ...) -> None: ...
 
 class RetrieveRequest(_message.Message):
     __slots__ = ("query", "collection", "k", "dense_weight", "lexical_weight")
