@@ -50,8 +50,10 @@ def test_conversation_survives_a_reload_clears_and_downloads(page, ui, artifacts
     expect(answers).to_have_count(2)
     assert [a.inner_text() for a in answers.all()] == shown  # usage lines included
     page.screenshot(path=artifacts_dir / "ui-chat-after-reload.png", full_page=True)
+    set_number(page, "chat-max-tokens", 6)  # the sliders start again from the defaults
     ask(page, "And of Spain?")  # the restored history is what the next turn sends
     expect(answers).to_have_count(3)
+    expect(answers.last).to_contain_text("6 tokens · prompt")
     prompts = [int(re.search(r"prompt (\d+)", a.inner_text())[1]) for a in answers.all()]
     assert prompts[2] > prompts[1] > prompts[0]
 

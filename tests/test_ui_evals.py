@@ -47,9 +47,15 @@ def test_evals_tab_runs_smoke_and_shows_stored_runs(
     page, ui, stored_choice_runs, tiny_evals_dir, artifacts_dir
 ):
     open_tab(page, ui, "Evals")
-    expect(page.locator("#evals-status")).to_contain_text("models served")
+    expect(page.locator("#evals-status")).to_contain_text("2 models served, 2 stored runs")
+    # before any run: the tables' real headers (no "1 2 3"), no empty confusion panel
+    expect(page.locator("#evals-metrics th").first).to_contain_text("model")
+    expect(page.locator("#evals-items th").nth(2)).to_contain_text("input")
+    expect(page.locator("#evals-confusion")).to_be_hidden()
     page.locator("#evals-run").click()
     expect(page.locator("#evals-status")).to_contain_text("Finished smoke")
+    expect(page.locator("#evals-status")).to_contain_text("6 items, 0 errors")
+    expect(page.locator("#evals-confusion")).to_be_hidden()  # smoke has no classes
     metrics = page.locator("#evals-metrics")
     expect(metrics).to_contain_text("pass_rate")
     expect(metrics).to_contain_text("tiny")

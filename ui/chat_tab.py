@@ -367,10 +367,11 @@ class ChatTab:
         self.clear.click(
             lambda: ([], [], [], ""), None, [self.chatbot, self.history, self.display, self.status]
         )
-        self.download.click(
-            self.conversation.export, [self.history, self.display], self.download, queue=False
-        )
+        # The button offers a file of the conversation as it stands: renewed at each change.
+        saved = [self.history, self.display]
+        self.display.change(self.conversation.export, saved, self.download, queue=False)
         app.load(lambda shown: shown, self.display, self.chatbot)  # back after a reload
+        app.load(self.conversation.export, saved, self.download)
         app.load(self.models.load, None, self.models.outputs)
         app.load(METRICS.page_loads.inc, None, None, queue=False)  # every page has this tab
         app.load(self.retrieval.load, None, self.retrieval.outputs)

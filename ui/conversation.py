@@ -9,9 +9,10 @@ Design decisions:
 - Gradio encrypts the stored values with a secret it draws at start-up, so by default a
   conversation outlives a page reload but not a restart of the UI. `$CHATFORGE_UI_SECRET`
   fixes the secret, for replicas on Cloud Run that must read each other's storage.
-- Download writes both values, with the time and the backend, to a JSON file named by
-  the time of the export in a folder of its own (Gradio serves files from the temporary
-  folder), and the button then offers that file.
+- A download button sends the file it already holds, so the file is written whenever
+  the conversation changes (and when the page loads one back): both values, with the time
+  and the backend, as JSON named by the time, in a folder of its own under the temporary
+  folder (where Gradio serves files from). An empty conversation offers no file.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class Conversation:
         self.history = gr.BrowserState([], storage_key=HISTORY_KEY, secret=secret)
         self.display = gr.BrowserState([], storage_key=DISPLAY_KEY, secret=secret)
 
-    def export(self, history: list[dict[str, Any]], display: list[dict[str, Any]]) -> str:
+    def export(self, history: list[dict[str, Any]], display: list[dict[str, Any]]) -> str | None:
         """The conversation as a JSON file; its path, for a `gr.DownloadButton`."""
+        if not display:
+            return None
         now = dt.datetime.now(dt.UTC)
         folder = Path(tempfile.mkdtemp(prefix="chatforge-conversation-"))
         path = folder / f"chatforge-conversation-{now:%Y%m%d-%H%M%S}.json"

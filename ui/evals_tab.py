@@ -17,7 +17,10 @@ Design decisions:
 - Suites whose items carry a label and a prediction are classifications: their confusion
   matrix (a pandas crosstab, drawn with matplotlib; the UI image has no scikit-learn) is
   shown, for `choice` gold letter against picked letter, which shows a bias towards an
-  option position.
+  option position. For any other suite the panel is hidden, not left empty.
+- Tables always have their real column names, even empty (Gradio draws "1 2 3" for a
+  table without columns); numbers are rounded to four significant digits; the items
+  table gives the text columns (input, reference, output) the width the numbers leave.
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ from ui.errors import BACKEND_ERRORS, describe_error
 from ui.users import Users, role_of
 
 Runs = dict[str, RunResult]  # "model/file name" -> result
+METRIC_COLUMNS = ["model", "suite", "metric", "value", "ci_low", "ci_high", "n", "better"]
+TEXT_COLUMNS = ["input", "reference", "output"]
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def rounded(value: Any) -> Any:
+    return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
 def metrics_frame(runs: list[RunResult]) -> pd.DataFrame:
@@ -59,21 +72,19 @@ def metrics_frame(runs: list[RunResult]) -> pd.DataFrame:
                     "model": result.model,
                     "suite": result.suite,
                     "metric": spec.name,
-                    "value": agg.value,
-                    "ci_low": agg.ci_low,
-                    "ci_high": agg.ci_high,
+                    "value": rounded(agg.value),
+                    "ci_low": rounded(agg.ci_low),
+                    "ci_high": rounded(agg.ci_high),
                     "n": agg.n,
                     "better": "higher" if spec.higher_is_better else "lower",
                 }
             )
-    return pd.DataFrame(
-        rows, columns=["model", "suite", "metric", "value", "ci_low", "ci_high", "n", "better"]
-    )
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
 def items_frame(result: RunResult | None, failures_only: bool) -> pd.DataFrame:
     if result is None:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["id", "status", *TEXT_COLUMNS])
     rows = result.failures if failures_only else result.rows
     score_names = sorted({name for row in result.rows for name in row.scores})
     return pd.DataFrame(
@@ -81,7 +92,7 @@ def items_frame(result: RunResult | None, failures_only: bool) -> pd.DataFrame:
             {
                 "id": r.id,
                 "status": _status(r),
-                **{name: r.scores.get(name) for name in score_names},
+                **{name: rounded(r.scores.get(name)) for name in score_names},
                 "input": r.input,
                 "reference": r.reference,
                 "output": r.error or r.output,
@@ -90,6 +101,14 @@ def items_frame(result: RunResult | None, failures_only: bool) -> pd.DataFrame:
         ],
         columns=["id", "status", *score_names, "input", "reference", "output"],
     )
+
+
+def column_widths(frame: pd.DataFrame) -> list[str]:
+    """Narrow id, status and score columns; the text columns share what is left."""
+    narrow = {"id": 12, "status": 6}
+    widths = [narrow.get(c, 7) for c in frame.columns if c not in TEXT_COLUMNS]
+    text = max(15, (100 - sum(widths)) // len(TEXT_COLUMNS))
+    return [f"{text if c in TEXT_COLUMNS else narrow.get(c, 7)}%" for c in frame.columns]
 
 
 def _status(row) -> str:
@@ -171,6 +190,7 @@ class EvalsTab:
                 self.status = gr.Markdown(elem_id="evals-status")
             with gr.Column(scale=3):
                 self.metrics = gr.Dataframe(
+                    metrics_frame([]),
                     label="Metrics (95% bootstrap intervals)",
                     elem_id="evals-metrics",
                     interactive=False,
@@ -179,10 +199,18 @@ class EvalsTab:
             self.inspect = gr.Dropdown([], label="Run to inspect", elem_id="evals-inspect", scale=4)
             self.failures_only = gr.Checkbox(label="Failures only", elem_id="evals-failures")
         self.run_metrics = gr.Markdown(elem_id="evals-run-metrics")
+        empty = items_frame(None, False)
         self.items = gr.Dataframe(
-            label="Items", elem_id="evals-items", interactive=False, wrap=True
+            empty,
+            label="Items",
+            elem_id="evals-items",
+            interactive=False,
+            wrap=True,
+            column_widths=column_widths(empty),
         )
-        self.confusion = gr.Plot(label="Confusion matrix", format="png", elem_id="evals-confusion")
+        self.confusion = gr.Plot(
+            label="Confusion matrix", format="png", elem_id="evals-confusion", visible=False
+        )
         with gr.Accordion("Compare two runs", open=False):
             with gr.Row():
                 self.run_a = gr.Dropdown([], label="A (before)", elem_id="evals-compare-a")
@@ -237,7 +265,7 @@ class EvalsTab:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, run_button
         names = [m.name for m in listing.models]
         keys = sorted(runs, reverse=True)
-        status = f"{len(names)} models served, {len(keys)} stored runs."
+        status = f"{plural(len(names), 'model')} served, {plural(len(keys), 'stored run')}."
         return (
             gr.CheckboxGroup(choices=names, value=[listing.default_model or names[0]]),
             gr.Dropdown(choices=keys, value=keys[0] if keys else None),
@@ -292,7 +320,9 @@ class EvalsTab:
             return gr.skip(), describe_error(error, client.target), session_runs, *[gr.skip()] * 3
         latest = f"{models[-1]}/{outcome.run_dir.name}.json"
         status = "; ".join(
-            f"{r.model}: {len(r.rows)} items, {r.errors} errors, {r.duration_s:.1f} s" for r in done
+            f"{r.model}: {plural(len(r.rows), 'item')}, {plural(r.errors, 'error')}, "
+            f"{r.duration_s:.1f} s"
+            for r in done
         )
         return (
             metrics_frame(done),
@@ -316,17 +346,17 @@ class EvalsTab:
             result = self._find(key, session_runs)
         except BACKEND_ERRORS:
             return gr.skip(), gr.skip(), gr.skip()
+        items = items_frame(result, failures_only)
+        table = gr.Dataframe(items, column_widths=column_widths(items))
         if result is None:
-            return "", items_frame(None, failures_only), None
+            return "", table, gr.Plot(None, visible=False)
         heading = (
             f"**{result.suite} v{result.suite_version} on {result.model}**, "
-            f"{len(result.rows)} items, {result.errors} errors, {result.started_at}\n\n"
+            f"{plural(len(result.rows), 'item')}, {plural(result.errors, 'error')}, "
+            f"{result.started_at}\n\n"
         )
-        return (
-            heading + metrics_table(result),
-            items_frame(result, failures_only),
-            confusion_figure(result),
-        )
+        figure = confusion_figure(result)
+        return heading + metrics_table(result), table, gr.Plot(figure, visible=figure is not None)
 
     def compare_two(self, key_a: str | None, key_b: str | None, session_runs: Runs) -> str:
         if not key_a or not key_b:
