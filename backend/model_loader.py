@@ -191,7 +191,7 @@ def build_engine(
     return Engine(runner, eos_ids, context_length, config, adapter_names or [], on_step=on_step)
 
 
-def _group_key(spec: ModelSpec) -> tuple:
+def group_key(spec: ModelSpec) -> tuple:
     """Models with the same key share one base model and one engine."""
     if spec.adapter and spec.base_is_registered:
         return ("model", spec.base)
@@ -208,7 +208,7 @@ def load_models(
     """Load every model of a registry, yielding each as soon as it is ready."""
     groups: dict[tuple, list[ModelSpec]] = {}
     for spec in specs.values():
-        groups.setdefault(_group_key(spec), []).append(spec)
+        groups.setdefault(group_key(spec), []).append(spec)
     for key, members in groups.items():
         base = specs[key[1]] if key[0] == "model" else members[0]
         yield from _load_group(base, [m for m in members if m.adapter], on_step)
