@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from backend.keys import Limits, add_key
 from backend.launcher import BackendProcess
+from backend.registry import DEFAULT_CONFIG, load_registry
 from tests.tiny_model import make_tiny_model
 from training.corpus import build_corpus
 from ui.launcher import UiProcess
@@ -73,10 +74,13 @@ def tiny_server(tiny_registry, tmp_path_factory):
 @pytest.fixture(scope="session")
 def default_server(tmp_path_factory):
     """A real server process with the real default model (SmolLM2-135M-Instruct) alone,
-    whatever a developer's runs/models.yaml has registered beside it."""
+    whatever a developer's runs/models.yaml has registered beside it, with the sampling
+    defaults the committed models.yaml gives it."""
     folder = tmp_path_factory.mktemp("default")
     registry = folder / "models.yaml"
-    registry.write_text("models:\n  smollm2-135m-instruct:\n    gguf: builtin\n    default: true\n")
+    spec = load_registry(DEFAULT_CONFIG).models["smollm2-135m-instruct"]
+    entry = {"gguf": "builtin", "default": True, "sampling": spec.sampling.model_dump()}
+    registry.write_text(yaml.safe_dump({"models": {"smollm2-135m-instruct": entry}}))
     with BackendProcess(registry, extra_args=NO_CACHE, log_path=folder / "server.log") as server:
         yield server
 

@@ -154,7 +154,7 @@ def test_max_tokens_at_its_maximum_is_fitted_not_refused(page, ui, artifacts_dir
     set_number(page, "chat-max-tokens", 4095)
     ask(page, "zqxj " * 760)  # byte-level tokens the tiny tokenizer never merged
     answer = page.locator("#chat-log [data-testid=bot]").last
-    expect(answer).to_contain_text("finish LENGTH")
+    expect(answer).to_contain_text("finish LENGTH", timeout=240_000)  # a 4k-token prefill
     completion, prompt = usage(page)
     assert prompt > 3000 and completion + prompt == 4096
     expect(page.locator("#chat-status")).to_have_text("")

@@ -74,6 +74,11 @@ class ChatServiceStub:
                 request_serializer=chat_dot_v1_dot_chat__pb2.RecordEvalRequest.SerializeToString,
                 response_deserializer=chat_dot_v1_dot_chat__pb2.RecordEvalResponse.FromString,
                 _registered_method=True)
+        self.ReloadModels = channel.unary_unary(
+                '/chat.v1.ChatService/ReloadModels',
+                request_serializer=chat_dot_v1_dot_chat__pb2.ReloadModelsRequest.SerializeToString,
+                response_deserializer=chat_dot_v1_dot_chat__pb2.ReloadModelsResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -139,6 +144,16 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadModels(self, request, context):
+        """Admin: re-read models.yaml (and the files it includes) now, load new or changed
+        models, retire removed ones once their streams finish; returns when the loading is
+        done. The server also does this by itself when the files change (`serve
+        --watch-models`); health stays SERVING throughout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +196,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.RecordEval,
                     request_deserializer=chat_dot_v1_dot_chat__pb2.RecordEvalRequest.FromString,
                     response_serializer=chat_dot_v1_dot_chat__pb2.RecordEvalResponse.SerializeToString,
+            ),
+            'ReloadModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModels,
+                    request_deserializer=chat_dot_v1_dot_chat__pb2.ReloadModelsRequest.FromString,
+                    response_serializer=chat_dot_v1_dot_chat__pb2.ReloadModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +419,33 @@ class ChatService:
             '/chat.v1.ChatService/RecordEval',
             chat_dot_v1_dot_chat__pb2.RecordEvalRequest.SerializeToString,
             chat_dot_v1_dot_chat__pb2.RecordEvalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chat.v1.ChatService/ReloadModels',
+            chat_dot_v1_dot_chat__pb2.ReloadModelsRequest.SerializeToString,
+            chat_dot_v1_dot_chat__pb2.ReloadModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
