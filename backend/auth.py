@@ -32,7 +32,7 @@ from backend.rate_limit import RateLimiter
 log = logging.getLogger("chatforge.auth")
 
 GUARDED_PREFIX = "/chat.v1.ChatService/"
-ADMIN_METHODS = frozenset({"/chat.v1.ChatService/RecordEval"})
+ADMIN_METHODS = frozenset({"/chat.v1.ChatService/RecordEval", "/chat.v1.ChatService/ReloadModels"})
 _HOW = "send `authorization: Bearer <key>` metadata (Python clients: set $CHATFORGE_API_KEY)"
 
 

@@ -74,6 +74,7 @@ from backend.logprobs import start_token_id
 from backend.metrics import ServerMetrics
 from backend.model_card import build_card, record_eval
 from backend.model_loader import LoadedModel
+from backend.model_reload import ModelReloader
 from backend.response_cache import (
     CacheConfig,
     CachedReply,
@@ -185,6 +186,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self.cache = cache if cache is not None else ResponseCache(CacheConfig())
         self.collections = collections if collections is not None else CollectionSet()
         self.draining = False
+        self.reloader: ModelReloader | None = None  # set once the first models are loaded
         # Threads start on first use; a handful is enough: each step takes milliseconds
         # and the CPUs are shared with the engine's forward passes anyway.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc-cpu")
@@ -596,6 +598,24 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 )
             path = await self._in_pool(record_eval, folder, request.name, request.results_json)
             return chat_pb2.RecordEvalResponse(path=str(path))
+
+    async def ReloadModels(self, request, context) -> chat_pb2.ReloadModelsResponse:
+        async with self._rpc(context, "ReloadModels"):
+            self._check_accepting()
+            if self.reloader is None:
+                raise RequestError(
+                    grpc.StatusCode.UNAVAILABLE, "the server is still loading its models; retry"
+                )
+            # Loading takes seconds to minutes: a thread of its own, not the small CPU pool.
+            result = await asyncio.to_thread(self.reloader.reload)
+            return chat_pb2.ReloadModelsResponse(
+                added=result.added,
+                removed=result.removed,
+                reloaded=result.reloaded,
+                unchanged=result.unchanged,
+                errors=result.errors,
+                default_model=result.default,
+            )
 
     async def Retrieve(
         self, request: chat_pb2.RetrieveRequest, context

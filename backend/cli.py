@@ -84,6 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         credentials=server_credentials(settings),
         interceptors=interceptors(settings),
         grace_seconds=settings.grace,
+        watch_models=settings.watch_models,
         policy=policy,
         cache=CacheConfig(
             settings.cache_entries, settings.cache_mb * 1024 * 1024, settings.cache_ttl

@@ -247,6 +247,10 @@ class ChatClient:
         request = chat_pb2.RecordEvalRequest(model=model, name=name, results_json=results_json)
         return self.stub.RecordEval(request, timeout=60).path
 
+    def reload_models(self, timeout: float = 600.0) -> chat_pb2.ReloadModelsResponse:
+        """Admin: re-read models.yaml now; returns once new models are loaded."""
+        return self.stub.ReloadModels(chat_pb2.ReloadModelsRequest(), timeout=timeout)
+
     def check_text(self, text: str, stage: str = "input") -> chat_pb2.GuardrailVerdict:
         """The guardrail verdict alone (stage: input, retrieval or output)."""
         return self.stub.CheckText(chat_pb2.CheckTextRequest(text=text, stage=stage), timeout=30)

@@ -105,11 +105,13 @@ class ModelReloader:
         registry_path: Path | str,
         load: Loader = load_models,
         retire_after: float = 600.0,
+        on_change: Callable[[ReloadResult], None] | None = None,
     ) -> None:
         self.served = served
         self.path = Path(registry_path)
         self.load = load
         self.retire_after = retire_after
+        self.on_change = on_change  # e.g. the response cache forgets the old models' replies
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._seen = fingerprint(self.path)
@@ -149,6 +151,8 @@ class ModelReloader:
             result.default = default if default in served else self.served.default
             self.served.models = served  # one assignment: requests see one set or the other
             self.served.default = result.default
+        if result.changed and self.on_change is not None:
+            self.on_change(result)
         if result.changed:
             log.info(
                 "models reloaded from %s: added %s; reloaded %s; removed %s; default %s",

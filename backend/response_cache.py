@@ -113,6 +113,12 @@ class ResponseCache:
             ):
                 self._remove(next(iter(self._entries)))
 
+    def clear(self) -> None:
+        """Forget every entry (the models behind them were reloaded or removed)."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
     def _remove(self, key: str) -> None:
         _, reply = self._entries.pop(key)
         self._bytes -= reply.size

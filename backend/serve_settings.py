@@ -34,6 +34,10 @@ class ServeSettings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="Prometheus /metrics interface")
     metrics_port: int = Field(9100, ge=0, le=65535, description="Prometheus /metrics port")
     grace: float = Field(30.0, ge=0, description="seconds streams may finish when draining")
+    watch_models: float = Field(
+        2.0, ge=0, description="seconds between looks at --config and the files it includes: "
+        "a change loads new models and retires removed ones (0: only on ReloadModels)",
+    )  # fmt: skip
     cache_entries: int = Field(1024, ge=0, description="response cache entries (0: off)")
     cache_mb: int = Field(64, ge=0, description="response cache size in MiB")
     cache_ttl: float = Field(3600.0, ge=0, description="seconds a cached reply stays valid")

@@ -13,6 +13,10 @@ Design decisions:
   until they are ready, so an orchestrator (or `make demo`) can wait on health rather than
   on log lines. Calls that arrive early get UNAVAILABLE with a message to retry. Models
   and retrieval collections load on a daemon thread (a shutdown never waits for a load).
+- Once serving, models.yaml is watched (`--watch-models SECONDS`) and `ReloadModels`
+  answers: new and changed models load in the background while the rest serve, removed
+  ones stop after their streams (backend/model_reload.py); health stays SERVING, and the
+  response cache is emptied whenever the served models change.
 - Draining (the first SIGTERM or Ctrl-C): health turns NOT_SERVING, new calls get
   UNAVAILABLE, and the log says how many streams it waits for and for how long, then how
   many are left every few seconds; streams in flight may finish within the grace period.
@@ -45,6 +49,7 @@ from backend.guardrails import Guard, Policy, PolicyError
 from backend.guardrails.classifier import ClassifierError
 from backend.metrics import ServerMetrics
 from backend.model_loader import load_models
+from backend.model_reload import ModelReloader
 from backend.registry import Registry
 from backend.response_cache import CacheConfig, ResponseCache
 from backend.retrieval.collections import CollectionSet
@@ -69,6 +74,7 @@ class ServerConfig:
     credentials: grpc.ServerCredentials | None = None
     interceptors: list[grpc.aio.ServerInterceptor] = field(default_factory=list)
     cpu_workers: int = 4  # threads for the CPU-bound steps of calls (guardrails, retrieval)
+    watch_models: float = 2.0  # seconds between looks at models.yaml; 0: only ReloadModels
     policy: Policy = field(default_factory=Policy)
     cache: CacheConfig = field(default_factory=CacheConfig)
 
@@ -98,14 +104,16 @@ class ChatServer:
         # models, off the path to listening.
         self.guard = Guard(config.policy, metrics=self.metrics)
         self.collections = CollectionSet()
+        cache = ResponseCache(config.cache)
         self.service = ChatService(
             self.models,
             self.metrics,
             self.guard,
-            ResponseCache(config.cache),
+            cache,
             collections=self.collections,
             workers=config.cpu_workers,
         )
+        self.reloader = ModelReloader(self.models, registry.path, on_change=lambda _: cache.clear())
         self.health = health.aio.HealthServicer()
         self.failed = asyncio.Event()
         self.port = 0
@@ -188,6 +196,9 @@ class ChatServer:
         except Exception as exc:
             log.error("could not load the retrieval collections: %s", exc)
             return False
+        self.service.reloader = self.reloader  # ReloadModels answers from now on
+        if self.config.watch_models > 0:
+            self.reloader.watch(self.config.watch_models)
         log.info("ready: %s (default %s)", ", ".join(self.models.models), self.models.default)
         if self.collections.collections:
             log.info(
@@ -200,6 +211,7 @@ class ChatServer:
         """Stop taking calls, let streams in flight finish within the grace period (or
         until `stop_now` is set), cancel the rest, stop."""
         self.service.draining = True
+        self.reloader.close()
         await self.health.enter_graceful_shutdown()
         if not await self._wait_for_streams(stop_now):
             reason = "stopping now" if stop_now.is_set() else "grace period over"

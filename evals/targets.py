@@ -7,7 +7,8 @@ Design decisions:
   live target's `client` and say so when given a checkpoint.
 - Generation is greedy unless a suite passes `sampling` (the `--sampling` flag): fields of
   the proto's SamplingParams, or `{}` for the model's own defaults on the server, which is
-  how a model's default sampling is measured before it goes into models.yaml.
+  how a model's default sampling is measured before it goes into models.yaml. A checkpoint
+  hands them to transformers' `generate` (a seed seeds torch first).
 - A live target speaks only the proto through `backend.client.ChatClient` (the boundary
   between server and clients); requests run `concurrency` at a time.
 - A checkpoint target loads the folder with transformers as it is (the checkpoint
@@ -172,6 +173,23 @@ def _finish_name(reason: int) -> str:
     return chat_pb2.FinishReason.Name(reason)
 
 
+def generate_options(sampling: dict | None) -> dict:
+    """SamplingParams fields as transformers' `generate` arguments; a seed seeds torch
+    here (generate has no seed of its own), so a sampled run repeats."""
+    import torch
+
+    sampling = dict(sampling or {})
+    unknown = set(sampling) - {"temperature", "top_k", "top_p", "seed", "repetition_penalty"}
+    if unknown:
+        raise EvalError(f"sampling: {', '.join(sorted(unknown))} is not a sampling field")
+    temperature = sampling.pop("temperature", 0.0)
+    if "seed" in sampling:
+        torch.manual_seed(sampling.pop("seed"))
+    if temperature == 0.0:
+        return {"do_sample": False, **sampling}
+    return {"do_sample": True, "temperature": temperature, **sampling}
+
+
 class CheckpointTarget:
     kind = "checkpoint"
     concurrency = 1  # one model in this process: items run one after another
@@ -247,12 +265,7 @@ class CheckpointTarget:
     def chat(self, messages, max_tokens: int, sampling: dict | None = None) -> Completion:
         import torch
 
-        extra = {k: v for k, v in (sampling or {}).items() if k != "temperature"}
-        if (sampling or {}).get("temperature", 0.0) != 0.0 or set(extra) - {"repetition_penalty"}:
-            raise EvalError(
-                f"sampling {sampling}: a checkpoint decodes greedily, with at most a "
-                "repetition_penalty; sample from a live server (--target HOST:PORT)"
-            )
+        options = generate_options(sampling)
         prompt = self._chat_ids(messages)
         max_tokens = min(max_tokens, self.context_length - len(prompt))
         with torch.inference_mode():
@@ -260,8 +273,7 @@ class CheckpointTarget:
                 input_ids=torch.tensor([prompt], device=self.device),
                 attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.device),
                 max_new_tokens=max_tokens,
-                do_sample=False,
-                **extra,
+                **options,
                 eos_token_id=self.eos_ids,
                 pad_token_id=self.tokenizer.pad_token_id or self.eos_ids[0],
             )[0, len(prompt) :].tolist()

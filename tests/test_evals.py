@@ -177,6 +177,8 @@ def test_failing_rpcs_become_error_rows_left_out_of_aggregates(live, eval_corpus
         (["run", "docs-qa", "--target", "not-a-target"], "give a server as HOST:PORT"),
         (["compare", "/nowhere/a", "/nowhere/b"], "not found"),
         (["report", "--root", "/nowhere"], "no runs under /nowhere"),
+        (["run", "docs-qa", "--sampling", "heat=3"], "give `server` or KEY=VALUE pairs"),
+        (["run", "docs-qa", "--sampling", "temperature=hot"], "'hot' is not a number"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys):
@@ -229,3 +231,24 @@ def test_checkpoint_target_loads_quantized_weights_as_the_server_does(tiny_model
     assert a.tokens == b.tokens and a.logprob != b.logprob
     with pytest.raises(ValueError, match="bitsandbytes on a CUDA GPU"):
         CheckpointTarget(tiny_model_dir, quantization="nf4", device="cpu")
+
+
+def test_docs_qa_decodes_with_the_sampling_asked_for(tiny_model_dir, live, eval_corpus, tmp_path):
+    """--sampling reaches the decoder, on a checkpoint and through the server, and is
+    recorded with the run; the server's card carries a model's own defaults."""
+    checkpoint = CheckpointTarget(tiny_model_dir)
+
+    def answers(target, sampling) -> list[str]:
+        options = {} if sampling is None else {"sampling": sampling}
+        config = SuiteConfig(size=3, corpus=eval_corpus, max_tokens=12, options=options)
+        result = run_suite("docs-qa", target, config, out_root=tmp_path, record=False).result
+        assert result.settings["sampling"] == (
+            sampling if sampling is not None else {"temperature": 0.0}
+        )
+        return [row.output for row in result.rows]
+
+    greedy = answers(checkpoint, None)
+    assert answers(checkpoint, {"temperature": 0.0, "repetition_penalty": 2.0}) != greedy
+    assert answers(live, {"temperature": 0.0}) == answers(live, None)
+    with ChatClient(live.address) as client:
+        assert round(client.get_model("tiny-b").default_sampling.temperature, 4) == 0.3
