@@ -37,6 +37,12 @@ def test_relative_checkpoint_and_include(tmp_path):
         ("models:\n  a:\n    checkpoint: x\n    max_queue: 0\n", 4, "max_queue"),
         ("models:\n  a:\n    checkpoint: x\n  - b\n", 4, "not valid YAML"),
         ("models:\n  a:\n    checkpoint: x\n    device: gpu\n", 4, "device"),
+        (
+            "models:\n  a:\n    checkpoint: x\n    sampling:\n      temperature: 3\n",
+            5,
+            "sampling.temperature",
+        ),
+        ("models:\n  a:\n    checkpoint: x\n    sampling:\n      temprature: 0\n", 5, "temprature"),
     ],
 )
 def test_errors_name_file_line_and_problem(tmp_path, text, line, fragment):
@@ -66,3 +72,19 @@ def test_serve_with_broken_registry_exits_with_message(tmp_path):
     assert result.returncode == 2
     assert f"{path}:4: models.a.temperature" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sampling_defaults_fill_what_a_request_leaves_unset(tmp_path):
+    from backend.validation import validate_sampling
+    from chat.v1 import chat_pb2
+
+    sampling = "    sampling:\n      temperature: 0\n      repetition_penalty: 1.1\n"
+    path = write(tmp_path, f"models:\n  a:\n    checkpoint: x\n{sampling}      why: measured\n")
+    spec = load_registry(path).models["a"]
+    assert spec.sampling.why == "measured"
+    unset = validate_sampling(chat_pb2.SamplingParams(), 2048, spec.sampling.config())
+    assert (unset.temperature, unset.repetition_penalty, unset.top_p) == (0.0, 1.1, 1.0)
+    given = validate_sampling(
+        chat_pb2.SamplingParams(temperature=0.5), 2048, spec.sampling.config()
+    )
+    assert (given.temperature, given.repetition_penalty) == (0.5, 1.1)

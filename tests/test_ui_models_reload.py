@@ -27,11 +27,12 @@ def watched(tmp_path_factory, tiny_model_dir) -> Iterator[tuple]:
     registry = folder / "models.yaml"
     registry.write_text(f"models:\n  tiny:\n    checkpoint: {tiny_model_dir}\n    default: true\n")
     extra = ["--watch-models", "1", "--cache-entries", "0"]
-    with (
-        BackendProcess(registry, extra_args=extra, log_path=folder / "server.log") as server,
-        UiProcess(server.target, log_path=folder / "ui.log") as ui,
-    ):
-        yield registry, server, ui
+    with BackendProcess(registry, extra_args=extra, log_path=folder / "server.log") as server:
+        ui = UiProcess(server.target, log_path=folder / "ui.log").start(timeout=300)
+        try:  # a UI of its own: the shared one talks to the shared server
+            yield registry, server, ui
+        finally:
+            ui.stop()
 
 
 def test_a_registered_model_appears_after_refresh(page, watched, tmp_path, artifacts_dir):
