@@ -34,6 +34,7 @@ Design decisions:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import threading
@@ -113,7 +114,12 @@ class ChatServer:
             collections=self.collections,
             workers=config.cpu_workers,
         )
-        self.reloader = ModelReloader(self.models, registry.path, on_change=lambda _: cache.clear())
+        self.reloader = ModelReloader(
+            self.models,
+            registry.path,
+            load=functools.partial(load_models, on_step=self.metrics.observe_step),
+            on_change=lambda _: cache.clear(),
+        )
         self.health = health.aio.HealthServicer()
         self.failed = asyncio.Event()
         self.port = 0
