@@ -70,14 +70,25 @@ def shown_path(path: Path | str) -> str:
 
 
 def current_command() -> str:
-    """The command line that started this process, as a person would retype it."""
+    """The command line that started this process, as a person would retype it: paths
+    into the repository or $CHATFORGE_HOME relative to them, as on any machine."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    given = [shown_path(a) if Path(a).is_absolute() else a for a in sys.argv[1:]]
     if spec is not None:  # started with `python -m package.module`
-        args = ["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
+        args = ["python", "-m", spec.name.removesuffix(".__main__"), *given]
     else:
         script = sys.argv[0]
-        args = ["python", shown_path(script) if script else "-c", *sys.argv[1:]]
-    return shlex.join(args)
+        args = ["python", shown_path(script) if script else "-c", *given]
+    return " ".join(_shell_word(a) for a in args)
+
+
+def _shell_word(arg: str) -> str:
+    """`arg` quoted for a POSIX shell, leaving `$CHATFORGE_HOME` outside the quotes so
+    that the shell expands it."""
+    home = "$CHATFORGE_HOME/"
+    if arg.startswith(home):
+        return home + shlex.quote(arg.removeprefix(home))
+    return shlex.quote(arg)
 
 
 def refusal(command: str, artifacts: Iterable[Path | str]) -> str | None:

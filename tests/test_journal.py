@@ -35,11 +35,16 @@ def test_command_of_a_module_run(tmp_path):
         "from chatforge.journal import current_command\nprint(current_command())\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"}
+    env["CHATFORGE_HOME"] = str(tmp_path / "home")
+    model = tmp_path / "home" / "models" / "m"
     run = subprocess.run(
-        [sys.executable, "-m", "probe.tool", "--size", "a b"],
+        [sys.executable, "-m", "probe.tool", "--size", "a b", "--target", str(model),
+         str(REPO / "runs" / "x")],
         capture_output=True, text=True, env=env, check=True,
     )  # fmt: skip
-    assert run.stdout.strip() == "python -m probe.tool --size 'a b'"
+    assert run.stdout.strip() == (
+        "python -m probe.tool --size 'a b' --target $CHATFORGE_HOME/models/m runs/x"
+    )
 
 
 def test_shown_paths_are_relative_to_the_repository_or_chatforge_home(tmp_path, monkeypatch):
