@@ -54,12 +54,14 @@ Design decisions:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.sampling import SamplingConfig
 from backend.yaml_config import load_yaml_model
+
+if TYPE_CHECKING:
+    from backend.sampling import SamplingConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "models.yaml"
 
@@ -68,21 +70,25 @@ class RegistryError(ValueError):
     """models.yaml is unusable; the message names the file, the line and the problem."""
 
 
-_SERVER = SamplingConfig()
-
-
 class SamplingDefaults(BaseModel):
+    """A model's own defaults; a key left out keeps the server's (SamplingConfig's)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float = Field(_SERVER.temperature, ge=0.0, le=2.0)
-    top_k: int = Field(_SERVER.top_k, ge=0)
-    top_p: float = Field(_SERVER.top_p, gt=0.0, le=1.0)
-    max_tokens: int = Field(_SERVER.max_tokens, ge=1)
-    repetition_penalty: float = Field(_SERVER.repetition_penalty, gt=0.0, le=2.0)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_k: int | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0.0, le=2.0)
     why: str = ""  # the reason these values were chosen (a measurement), shown to clients
 
     def config(self) -> SamplingConfig:
-        return SamplingConfig(**self.model_dump(exclude={"why"}))
+        # Imported here: reading models.yaml must not import torch (the CLI checks the
+        # file before it pays for that).
+        from backend.sampling import SamplingConfig
+
+        given = self.model_dump(exclude={"why"}, exclude_none=True)
+        return SamplingConfig(**given)
 
 
 class ModelSpec(BaseModel):
