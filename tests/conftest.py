@@ -79,7 +79,8 @@ def default_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("default")
     registry = folder / "models.yaml"
     spec = load_registry(DEFAULT_CONFIG).models["smollm2-135m-instruct"]
-    entry = {"gguf": "builtin", "default": True, "sampling": spec.sampling.model_dump(exclude_none=True)}
+    sampling = spec.sampling.model_dump(exclude_none=True)
+    entry = {"gguf": "builtin", "default": True, "sampling": sampling}
     registry.write_text(yaml.safe_dump({"models": {"smollm2-135m-instruct": entry}}))
     with BackendProcess(registry, extra_args=NO_CACHE, log_path=folder / "server.log") as server:
         yield server
