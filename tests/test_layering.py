@@ -24,7 +24,7 @@ NEVER = {
 # Of the backend, the UI and the evals use only the client (the UI runs without the
 # server's ML stack); the evals' checkpoint target alone loads and scores a model the way
 # the server does ("Evals -> Server: checkpoint targets").
-CLIENT = ("backend.client", "backend.launcher")
+CLIENT = ("backend.client", "backend.launcher", "backend.settings")  # settings: the client's
 CHECKPOINT_TARGET = "evals/targets.py"
 
 
