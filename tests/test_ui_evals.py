@@ -48,10 +48,9 @@ def test_evals_tab_runs_smoke_and_shows_stored_runs(
 ):
     open_tab(page, ui, "Evals")
     expect(page.locator("#evals-status")).to_contain_text("2 models served, 2 stored runs")
-    # before any run: the tables' real headers (no "1 2 3"), no empty confusion panel
+    # before any run: the tables' real headers (no "1 2 3")
     expect(page.locator("#evals-metrics th").first).to_contain_text("model")
-    expect(page.locator("#evals-items th").nth(2)).to_contain_text("input")
-    expect(page.locator("#evals-confusion")).to_be_hidden()
+    expect(page.locator("#evals-items thead")).to_contain_text("reference")
     page.locator("#evals-run").click()
     expect(page.locator("#evals-status")).to_contain_text("Finished smoke")
     expect(page.locator("#evals-status")).to_contain_text("6 items, 0 errors")
@@ -146,6 +145,19 @@ def test_training_tab_plots_a_lineage_and_chats_side_by_side(page, ui, training_
     page.locator("#duel-stop").click()
     for side in ("left", "right"):
         expect(page.locator(f"#duel-{side}")).to_contain_text("Stopped after")
+
+
+def test_empty_tables_have_their_real_headers():
+    from ui.evals_tab import items_frame, metrics_frame
+
+    assert list(metrics_frame([]).columns)[:3] == ["model", "suite", "metric"]
+    assert list(items_frame(None, False).columns) == [
+        "id",
+        "status",
+        "input",
+        "reference",
+        "output",
+    ]
 
 
 def test_confusion_matrix_counts_gold_against_predicted():
