@@ -67,7 +67,7 @@ def _rate(values: list[bool]) -> float | None:
 
 
 def run(args: argparse.Namespace) -> Path:
-    from evals.journal import append_entry
+    from chatforge.journal import append_entry
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
