@@ -214,7 +214,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     report.set_defaults(run=_report)
 
     about = "quantized variants of a checkpoint, measured side by side with the original"
-    quantize = sub.add_parser("quantize", help=about, description=about)
+    quantize = sub.add_parser("quantize", help=about, description=about, parents=logs)
     if "quantize" in (sys.argv[1:] if argv is None else argv):  # it imports torch: only when run
         from evals.quantize import add_arguments
 

@@ -158,6 +158,15 @@ def _greedy_alone(base_dir: Path, adapter: Path | None, prompt: list[int], n: in
     return out[0, len(prompt) :].tolist()
 
 
+def _streamed_text(tokenizer, ids: list[int]) -> str:
+    """The text the server streams for `ids`: whole characters only (backend/detokenize.py)."""
+    from backend.detokenize import IncrementalDetokenizer
+    from backend.text_codec import TextCodec
+
+    detokenizer = IncrementalDetokenizer(TextCodec(tokenizer))
+    return "".join(detokenizer.add(i) for i in ids) + detokenizer.flush()
+
+
 def test_two_adapters_interleaved_on_one_server_match_each_alone(tiny_model_dir, tmp_path):
     """Concurrent streams on two adapters and the base share one engine; each gets exactly
     what its model gives alone."""
@@ -179,7 +188,7 @@ def test_two_adapters_interleaved_on_one_server_match_each_alone(tiny_model_dir,
         "adb": _greedy_alone(tiny_model_dir, b, prompt, n),
     }
     assert len({tuple(v) for v in expected.values()}) == 3  # three different models
-    texts = {k: tok.decode(v) for k, v in expected.items()}
+    texts = {k: _streamed_text(tok, v) for k, v in expected.items()}
     results: dict[str, str] = {}
     with BackendProcess(registry, log_path=tmp_path / "server.log") as server:
 

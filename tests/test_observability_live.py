@@ -89,9 +89,9 @@ def run_load(server: BackendProcess, ui: UiProcess, browser) -> str:
         expect(page.locator("#chat-model-info")).to_contain_text("context", timeout=60_000)
         set_number(page, "chat-max-tokens", 8)
         ask(page, UI_TURN)
-        status = page.locator("#chat-status")
-        expect(status).to_contain_text("finish LENGTH", timeout=60_000)
-        return re.search(r"request ([0-9a-f]{32})", status.inner_text())[1]
+        answer = page.locator("#chat-log [data-testid=bot]").last  # its usage line under it
+        expect(answer).to_contain_text("finish LENGTH", timeout=60_000)
+        return re.search(r"request ([0-9a-f]{32})", answer.inner_text())[1]
     finally:
         page.close()
 

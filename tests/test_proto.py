@@ -35,6 +35,7 @@ def test_contract_field_names():
     sampling = {f.name for f in chat_pb2.SamplingParams.DESCRIPTOR.fields}
     assert sampling == {
         "temperature", "top_k", "top_p", "max_tokens", "stop", "seed", "repetition_penalty",
+        "fit_max_tokens",
     }  # fmt: skip
     events = {f.name for f in chat_pb2.ChatEvent.DESCRIPTOR.oneofs_by_name["event"].fields}
     assert events == {"started", "delta", "citations", "guardrail", "finished"}
