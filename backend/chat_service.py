@@ -492,7 +492,9 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             for verdict in verdicts + more:
                 yield guardrail_event(verdict)
         record.output_guard_seconds = output.seconds
-        if tail and not output.blocked:
+        # The last tokens may end in a cut character that never becomes text: their count
+        # still goes out, so a client's sum of token counts is the completion's.
+        if (tail or pending_tokens) and not output.blocked:
             record.answer.append(tail)
             yield chat_pb2.ChatEvent(delta=chat_pb2.Delta(text=tail, token_count=pending_tokens))
         produced = call.produced
