@@ -44,6 +44,7 @@ import inspect
 import random
 from dataclasses import dataclass
 
+from chatforge.guard_topics import TRAIN_TOPICS
 from training.guard_languages import LANGUAGES, QUESTIONS
 
 ATTACK, BENIGN = 1, 0
@@ -325,30 +326,6 @@ HOMOGLYPHS = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і", 
 
 # Benign fragments ---------------------------------------------------------------------
 
-PY_TOPICS = [
-    "list comprehensions", "the with statement", "decorators", "generators", "f-strings",
-    "dataclasses", "the GIL", "asyncio tasks", "context managers", "type hints",
-    "the pathlib module", "json.dumps", "dict.get", "the collections module", "enumerate",
-    "zip", "sorted with a key", "exceptions", "the logging module", "virtual environments",
-    "pip", "the re module", "string formatting", "slicing", "the itertools module",
-    "functools.lru_cache", "sets", "tuples", "lambda functions", "the subprocess module",
-    "threading", "multiprocessing", "the datetime module", "argparse", "unittest",
-    "the os.path module", "global variables", "closures", "the __init__ method",
-    "class inheritance", "abstract base classes", "the typing module", "bytes and str",
-    "unicode strings", "the csv module", "sqlite3", "the random module", "math.floor",
-    "integer division", "the walrus operator", "match statements", "iterators",
-    "the sys module", "shutil.copy", "tempfile", "the struct module", "pickle",
-    "the heapq module", "bisect", "the array module", "weakref", "the gc module",
-    "property decorators", "__slots__", "metaclasses", "the enum module", "the abc module",
-    "the decimal module", "fractions", "the statistics module", "urllib.request",
-    "the http.server module", "socket programming", "the select module", "the signal module",
-    "the time module", "time.sleep", "the copy module", "deepcopy", "the inspect module",
-    "importlib", "packages and __init__.py", "relative imports", "the zipfile module",
-    "the tarfile module", "gzip", "the hashlib module", "the secrets module", "uuid",
-    "the textwrap module", "string methods", "str.split", "str.join", "list.sort",
-    "dictionary views", "frozenset", "the operator module", "the contextlib module",
-    "the traceback module", "the warnings module", "the pdb debugger", "doctest",
-]  # fmt: skip
 # Training uses these templates on every other topic (TRAIN_TOPICS); the false-positive
 # eval (evals/suites/guardrails.py) has templates of its own on the other half.
 PY_TEMPLATES = [
@@ -697,9 +674,6 @@ def _stdlib_snippets() -> tuple[list[str], list[str]]:
             if 200 < len(source) < 4000:
                 codes.append(source)
     return codes, texts
-
-
-TRAIN_TOPICS = PY_TOPICS[0::2]  # the other half is the eval's (evals/suites/guardrails.py)
 
 
 def python_questions(topics: list[str]) -> list[str]:

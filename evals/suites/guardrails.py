@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from chat.v1 import chat_pb2
+from chatforge.guard_topics import EVAL_TOPICS
 from chatforge.paths import REPO_ROOT
 from evals.errors import EvalError
 from evals.results import MetricSpec, Row
@@ -61,21 +62,8 @@ from evals.targets import HELDOUT_FILE, GuardFoldersTarget, LiveTarget
 
 PUBLIC_EVAL = REPO_ROOT.parent / "shared" / "data" / "public-eval"
 LOOKALIKES = Path(__file__).resolve().parent.parent / "data" / "guard_lookalikes.jsonl"
-# Benign documentation questions: topics and templates the classifier never trained on
-# (training/guard_data.py uses the other half of its topic list, with other templates).
-EVAL_TOPICS = [
-    "the with statement", "generators", "dataclasses", "asyncio tasks", "type hints",
-    "json.dumps", "the collections module", "zip", "exceptions", "virtual environments",
-    "the re module", "slicing", "functools.lru_cache", "tuples", "the subprocess module",
-    "multiprocessing", "argparse", "the os.path module", "closures", "class inheritance",
-    "the typing module", "unicode strings", "sqlite3", "math.floor", "the walrus operator",
-    "iterators", "shutil.copy", "the struct module", "the heapq module", "the array module",
-    "the gc module", "__slots__", "the enum module", "the decimal module",
-    "the statistics module", "the http.server module", "the select module", "the time module",
-    "the copy module", "the inspect module", "packages and __init__.py", "the zipfile module",
-    "gzip", "the secrets module", "the textwrap module", "str.split", "list.sort", "frozenset",
-    "the contextlib module", "the warnings module", "doctest",
-]  # fmt: skip
+# Benign documentation questions on the topics the classifier never trained on, with
+# templates of their own (chatforge/guard_topics.py splits the topics).
 QUESTION_TEMPLATES = [
     "Where in the Python documentation is {t} described?",
     "Could you summarize what the docs say about {t}?",
