@@ -31,11 +31,26 @@ def model(tiny_model_dir):
     return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
+def _engine_with_steps(model, config: EngineConfig):
+    steps = []
+    engine = build_engine(model, [], 1024, config, on_step=steps.append)
+    engine.steps = steps
+    return engine
+
+
 @pytest.fixture(scope="module")
 def engine(model):
-    steps = []
-    engine = build_engine(model, [], 1024, on_step=steps.append)
-    engine.steps = steps
+    """Without the prefix cache: every request computes its whole prompt, so comparing
+    alone and batched runs compares real computation."""
+    engine = _engine_with_steps(model, EngineConfig(prefix_cache=False))
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture
+def prefix_engine(model):
+    """A fresh engine with the prefix cache on (nothing cached yet)."""
+    engine = _engine_with_steps(model, EngineConfig())
     yield engine
     engine.stop()
 
@@ -54,7 +69,6 @@ def assert_all_blocks_free(engine) -> None:
 def test_greedy_output_is_the_same_alone_and_in_a_batch_of_16(engine):
     batch = prompts(16)
     alone = [engine.generate(p, GREEDY) for p in batch]
-    engine.pool.__init__(engine.pool.num_blocks)  # no prefix cache: recompute everything
     engine.steps.clear()
     handles = [engine.submit(p, GREEDY) for p in batch]
     together = [list(h) for h in handles]
@@ -81,23 +95,21 @@ def test_repetition_penalty_rows_in_a_batch_match_alone(engine):
     assert [list(engine.submit(p, config)) for p in batch] == alone
 
 
-def test_a_prefix_cache_hit_gives_the_same_output(engine):
+def test_a_prefix_cache_hit_gives_the_same_output(engine, prefix_engine):
     system = prompts(1, seed=7)[0][:100]
     first, second = system + [11, 12, 13], system + [21, 22]
-    engine.pool.__init__(engine.pool.num_blocks)
     cold = engine.generate(second, GREEDY)
-    engine.pool.__init__(engine.pool.num_blocks)
-    engine.generate(first, GREEDY)
-    warm = engine.submit(second, GREEDY)
+    prefix_engine.generate(first, GREEDY)
+    warm = prefix_engine.submit(second, GREEDY)
     assert list(warm) == cold
     assert warm.cached_tokens == 96  # six full blocks of the shared 100 tokens
 
 
-def test_the_next_turn_reuses_the_previous_prompt_and_answer(engine):
+def test_the_next_turn_reuses_the_previous_prompt_and_answer(prefix_engine):
     turn1 = prompts(1, seed=9)[0][:60]
-    answer = engine.generate(turn1, GREEDY)
+    answer = prefix_engine.generate(turn1, GREEDY)
     turn2 = turn1 + answer + [5, 6, 7]
-    handle = engine.submit(turn2, GREEDY)
+    handle = prefix_engine.submit(turn2, GREEDY)
     list(handle)
     assert handle.cached_tokens == (len(turn1) + len(answer) - 1) // 16 * 16
 
@@ -159,10 +171,12 @@ class _FailingRunner:
         return self.runner.forward(batch)
 
 
+def _failing_runner(model) -> _FailingRunner:
+    return _FailingRunner(PagedLlama(model, num_blocks=1024, block_size=16), poison=2)
+
+
 def test_a_failed_step_names_the_request_and_the_engine_goes_on(model):
-    base = build_engine(model, [], 512)
-    base.stop()
-    engine = Engine(_FailingRunner(base.runner, poison=2), [], 512)
+    engine = Engine(_failing_runner(model), [], 512)
     try:
         bad = engine.submit([5, 2, 7], GREEDY, request_id="req-42")
         with pytest.raises(EngineError, match="req-42"):
@@ -174,9 +188,7 @@ def test_a_failed_step_names_the_request_and_the_engine_goes_on(model):
 
 
 def test_after_1000_mixed_requests_every_block_is_free(model):
-    base = build_engine(model, [], 512)
-    base.stop()
-    engine = Engine(_FailingRunner(base.runner, poison=2), [], 512, EngineConfig(max_queue=1000))
+    engine = Engine(_failing_runner(model), [], 512, EngineConfig(max_queue=1000))
     rng = random.Random(0)
     try:
         handles = []
@@ -233,11 +245,10 @@ def test_past_the_queue_bound_the_error_says_how_many_wait(model):
         engine.stop()
 
 
-def test_scoring_computes_the_context_once_and_matches_the_reference(engine, model):
+def test_scoring_computes_the_context_once_and_matches_the_reference(prefix_engine, model):
+    engine = prefix_engine
     context = prompts(1, seed=21)[0][:150]
     continuations = [[7, 8, 9], [10], [11, 12, 13, 14, 15]]
-    engine.pool.__init__(engine.pool.num_blocks)
-    engine.steps.clear()
     scores = engine.submit_score(context, continuations).result(60)
     expected = continuation_logprobs(model, context, continuations)
     for got, want in zip(scores, expected, strict=True):
@@ -255,7 +266,7 @@ def test_default_model_answers_are_the_same_alone_and_batched():
     from backend.model_loader import load_model
     from backend.registry import ModelSpec
 
-    loaded = load_model(ModelSpec(name="smollm2", gguf="builtin"))
+    loaded = load_model(ModelSpec(name="smollm2", gguf="builtin", prefix_cache=False))
     questions = [
         "What is the capital of France?",
         "Explain what a Python list comprehension is, with an example.",
@@ -267,7 +278,6 @@ def test_default_model_answers_are_the_same_alone_and_batched():
     engine = loaded.engine
     try:
         alone = [engine.generate(p, config) for p in prompts[:4]]
-        engine.pool.__init__(engine.pool.num_blocks)
         handles = [engine.submit(p, config) for p in prompts]
         assert [list(h) for h in handles][:4] == alone
     finally:
