@@ -18,8 +18,8 @@ Design decisions:
   number of rows, so a row computed in a batch of 1 and in a batch of 40 can differ in the
   last bits, and greedy decoding can then diverge. Each linear therefore runs over fixed
   row blocks: `ROW_BLOCK` rows at a time, the last block padded up to `MIN_ROWS`, so a
-  token's result is the same whatever else is in the step (tests/test_batching.py). On the
-  CPU the padded rows cost little: decoding is bound by reading the weights, not by rows.
+  token's result is the same whatever else is in the step (tests/test_batching.py). The
+  step is padded once (`padded_rows`), not each matrix product.
 - Rotary cosines and sines come from the model's own rotary module (so its scaling type
   is honoured), computed once for every position of the context.
 """
@@ -42,20 +42,26 @@ class UnsupportedModelError(ValueError):
     """The checkpoint's architecture has no paged forward pass here."""
 
 
+def padded_rows(rows: int) -> int:
+    """The row count a step is padded to, once: every `ROW_BLOCK` block, the last included,
+    then has at least `MIN_ROWS` rows (see the module docstring)."""
+    tail = rows % ROW_BLOCK
+    return rows if tail == 0 or tail >= MIN_ROWS else rows + MIN_ROWS - tail
+
+
+def _pad(x: torch.Tensor, rows: int) -> torch.Tensor:
+    return x if x.shape[0] == rows else F.pad(x, (0, 0) * (x.dim() - 1) + (0, rows - x.shape[0]))
+
+
 def _linear(module: torch.nn.Module, x: torch.Tensor, adapters: list[str] | None):
-    """`module(x)` over fixed row blocks, so a row's result never depends on its batch.
-    `adapters` (one name per row) only for PEFT LoRA layers."""
+    """`module(x)` over fixed row blocks of a padded step, so a row's result never depends
+    on its batch. `adapters` (one name per row) only for PEFT LoRA layers."""
     kwargs = {}
     outs = []
     for start in range(0, x.shape[0], ROW_BLOCK):
-        block = x[start : start + ROW_BLOCK]
-        rows = block.shape[0]
-        if rows < MIN_ROWS:
-            block = torch.cat([block, block.new_zeros(MIN_ROWS - rows, block.shape[1])])
         if adapters is not None:
-            names = adapters[start : start + ROW_BLOCK]
-            kwargs = {"adapter_names": names + ["__base__"] * (block.shape[0] - len(names))}
-        outs.append(module(block, **kwargs)[:rows])
+            kwargs = {"adapter_names": adapters[start : start + ROW_BLOCK]}
+        outs.append(module(x[start : start + ROW_BLOCK], **kwargs))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
@@ -119,20 +125,24 @@ class PagedLlama:
     def forward(self, batch: StepBatch) -> torch.Tensor:
         """Write every token's K/V to its slot; return float32 logits for `logits_rows`."""
         tokens = batch.token_ids.shape[0]
+        rows = padded_rows(tokens)  # padding rows ride along and are never read back
         adapters = batch.adapters
-        h = self.embed(batch.token_ids)
-        cos = self.cos[batch.positions][:, None, :]
-        sin = self.sin[batch.positions][:, None, :]
+        if adapters is not None:
+            adapters = adapters + ["__base__"] * (rows - tokens)
+        h = self.embed(_pad(batch.token_ids, rows))
+        positions = _pad(batch.positions, rows)
+        cos = self.cos[positions][:, None, :]
+        sin = self.sin[positions][:, None, :]
         for index, layer in enumerate(self.layers):
             attn = layer.self_attn
             x = layer.input_layernorm(h)
-            q = self._linear(attn.q_proj, x, adapters).view(tokens, self.heads, self.head_dim)
-            k = self._linear(attn.k_proj, x, adapters).view(tokens, self.kv_heads, self.head_dim)
-            v = self._linear(attn.v_proj, x, adapters).view(tokens, self.kv_heads, self.head_dim)
+            q = self._linear(attn.q_proj, x, adapters).view(rows, self.heads, self.head_dim)
+            k = self._linear(attn.k_proj, x, adapters).view(rows, self.kv_heads, self.head_dim)
+            v = self._linear(attn.v_proj, x, adapters).view(rows, self.kv_heads, self.head_dim)
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
             keys, values = self.kv[index, 0], self.kv[index, 1]
-            keys.index_copy_(0, batch.write_slots, k)
-            values.index_copy_(0, batch.write_slots, v)
+            keys.index_copy_(0, batch.write_slots, k[:tokens])
+            values.index_copy_(0, batch.write_slots, v[:tokens])
             out = self._attention(q, keys, values, batch)
             h = h + self._linear(attn.o_proj, out, adapters)
             x = layer.post_attention_layernorm(h)
@@ -140,17 +150,22 @@ class PagedLlama:
             gate = mlp.act_fn(self._linear(mlp.gate_proj, x, adapters))
             up = self._linear(mlp.up_proj, x, adapters)
             h = h + self._linear(mlp.down_proj, gate * up, adapters)
-        if batch.logits_rows.numel() == 0:  # a prefill chunk that ends mid-prompt
+        wanted = batch.logits_rows.numel()
+        if wanted == 0:  # a prefill chunk that ends mid-prompt
             return torch.empty(0, self.vocab_size, device=self.device)
-        picked = self.norm(h[batch.logits_rows])
-        names = None if adapters is None else [adapters[i] for i in batch.logits_rows.tolist()]
-        return self._linear(self.lm_head, picked, names).float()
+        picked = _pad(self.norm(h[batch.logits_rows]), padded_rows(wanted))
+        names = None
+        if adapters is not None:
+            names = [adapters[i] for i in batch.logits_rows.tolist()]
+            names += ["__base__"] * (picked.shape[0] - wanted)
+        return self._linear(self.lm_head, picked, names)[:wanted].float()
 
     def _linear(self, module, x: torch.Tensor, adapters: list[str] | None) -> torch.Tensor:
         return _linear(module, x, adapters if id(module) in self.lora else None)
 
     def _attention(self, q, keys, values, batch: StepBatch) -> torch.Tensor:
-        out = torch.empty(q.shape[0], self.heads * self.head_dim, dtype=q.dtype, device=q.device)
+        # Zeros: padding rows get no attention output and stay finite.
+        out = torch.zeros(q.shape[0], self.heads * self.head_dim, dtype=q.dtype, device=q.device)
         group = batch.decode
         if group is not None:
             # [B, L, kv, d] -> [B, kv, L, d]; one query token per sequence.
