@@ -16,25 +16,37 @@ Design decisions:
   block table); this module only writes and gathers slots, it never allocates.
 - Answers must not depend on the batch. Matrix kernels pick their reduction order by the
   number of rows, so a row computed in a batch of 1 and in a batch of 40 can differ in the
-  last bits, and greedy decoding can then diverge. Each linear therefore runs over fixed
-  row blocks: `ROW_BLOCK` rows at a time, the last block padded up to `MIN_ROWS`, so a
-  token's result is the same whatever else is in the step (tests/test_batching.py). The
-  step is padded once (`padded_rows`), not each matrix product.
+  last bits, and greedy decoding can then diverge. Each linear therefore runs over row
+  blocks of at most `ROW_BLOCK` rows, and the last block is padded to a row count whose
+  rows come out bit for bit as in a full block (tests/test_batching.py). Which counts
+  those are depends on the BLAS library, the CPU and the dtype (here, MKL on AVX2: 12 to
+  16 rows in fp32, any count in bf16), so `RowPadding` measures it once per model with the
+  model's own products (about a second) instead of assuming it. The step is padded once,
+  not each product.
+- Projections of one input run as one product where they can: q/k/v, and the MLP's gate and
+  up, when they are plain float `nn.Linear`s (no LoRA, no quantized weight). Their weights
+  become views of one concatenated tensor, so the transformers model still works and no
+  weight is held twice; fewer, wider products waste less of each call's fixed cost, which
+  at decode sizes is most of it. The per-row reduction still runs over the same row
+  blocks, so fusing changes no token.
 - Rotary cosines and sines come from the model's own rotary module (so its scaling type
   is honoured), computed once for every position of the context.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from backend.engine import StepBatch
 
-# Rows per matrix call and the least rows a call gets (see the module docstring): measured
-# on MKL, every row count from 16 to 32 takes the same kernel path for our shapes.
-ROW_BLOCK = 32
-MIN_ROWS = 16
+# Rows per matrix call at most (see the module docstring): the weight-major kernel is
+# fastest per row at 16 rows, and 16-row blocks keep a prefill chunk as fast per row as
+# 32-row blocks of `F.linear` were.
+ROW_BLOCK = 16
 SUPPORTED = ("llama",)
 
 
@@ -42,27 +54,79 @@ class UnsupportedModelError(ValueError):
     """The checkpoint's architecture has no paged forward pass here."""
 
 
-def padded_rows(rows: int) -> int:
-    """The row count a step is padded to, once: every `ROW_BLOCK` block, the last included,
-    then has at least `MIN_ROWS` rows (see the module docstring)."""
-    tail = rows % ROW_BLOCK
-    return rows if tail == 0 or tail >= MIN_ROWS else rows + MIN_ROWS - tail
+class RowPadding:
+    """The row counts a last row block may have, as measured on this machine's kernels."""
+
+    def __init__(self, exact: set[int]) -> None:
+        self.exact = sorted(exact | {ROW_BLOCK})
+
+    def rows(self, rows: int) -> int:
+        """The row count a step of `rows` rows is padded to."""
+        tail = rows % ROW_BLOCK
+        if tail == 0:
+            return rows
+        return rows - tail + next(n for n in self.exact if n >= tail)
+
+    @classmethod
+    def measure(cls, products: list[tuple[Callable[[torch.Tensor], torch.Tensor], int]], device,
+                dtype) -> RowPadding:  # fmt: skip
+        """Row counts n for which every product gives, for its first n rows, exactly what a
+        full block gives for them. `products` are (function of the rows, input width)."""
+        generator = torch.Generator().manual_seed(0)
+        exact = set(range(1, ROW_BLOCK))
+        for product, width in products:
+            x = torch.randn(ROW_BLOCK, width, generator=generator).to(device=device, dtype=dtype)
+            full = product(x)
+            exact = {n for n in exact if torch.equal(product(x[:n]), full[:n])}
+        return cls(exact)
 
 
 def _pad(x: torch.Tensor, rows: int) -> torch.Tensor:
     return x if x.shape[0] == rows else F.pad(x, (0, 0) * (x.dim() - 1) + (0, rows - x.shape[0]))
 
 
-def _linear(module: torch.nn.Module, x: torch.Tensor, adapters: list[str] | None):
-    """`module(x)` over fixed row blocks of a padded step, so a row's result never depends
-    on its batch. `adapters` (one name per row) only for PEFT LoRA layers."""
-    kwargs = {}
-    outs = []
-    for start in range(0, x.shape[0], ROW_BLOCK):
-        if adapters is not None:
-            kwargs = {"adapter_names": adapters[start : start + ROW_BLOCK]}
-        outs.append(module(x[start : start + ROW_BLOCK], **kwargs))
-    return outs[0] if len(outs) == 1 else torch.cat(outs)
+def _weight_major(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`module(x)` computed as weight @ x.T: for a few rows against a wide weight, MKL's
+    kernel for this orientation streams the weight once and ran 1.5-1.8x faster per decode
+    step than `F.linear` here (2-core AVX2, fp32). The result is a transposed view."""
+    return torch.mm(module.weight, x.t()).t()
+
+
+class _Projection:
+    """Linear layers that read the same input: one product when they can be fused."""
+
+    def __init__(self, modules: list[torch.nn.Module]) -> None:
+        self.modules = modules
+        self.sizes = [m.out_features for m in modules]
+        self.fused: torch.nn.Linear | None = None
+        if all(_plain(m) for m in modules):
+            weight = torch.cat([m.weight.detach() for m in modules])
+            fused = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+            fused.weight = torch.nn.Parameter(weight, requires_grad=False)
+            offset = 0
+            for m, size in zip(modules, self.sizes, strict=True):
+                m.weight = torch.nn.Parameter(weight[offset : offset + size], requires_grad=False)
+                offset += size
+            self.fused = fused
+
+    def modules_called(self) -> list[torch.nn.Module]:
+        return self.modules if self.fused is None else [self.fused]
+
+    def __call__(self, linear, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.fused is None:
+            return [linear(m, x) for m in self.modules]
+        return list(linear(self.fused, x).split(self.sizes, dim=-1))
+
+
+def _plain(module: torch.nn.Module) -> bool:
+    """A float `nn.Linear` without bias: not LoRA-wrapped, not quantized (a quantized
+    weight is a tensor subclass, or the module another class)."""
+    return (
+        type(module) is torch.nn.Linear
+        and module.bias is None
+        and type(module.weight.data) is torch.Tensor
+        and module.weight.dtype.is_floating_point
+    )
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -86,6 +150,10 @@ class PagedLlama:
         inner = causal_lm.model
         self.embed = inner.embed_tokens
         self.layers = list(inner.layers)
+        self.qkv = [
+            _Projection([a.q_proj, a.k_proj, a.v_proj]) for a in (x.self_attn for x in self.layers)
+        ]
+        self.gate_up = [_Projection([x.mlp.gate_proj, x.mlp.up_proj]) for x in self.layers]
         self.norm = inner.norm
         self.lm_head = causal_lm.lm_head
         # PEFT wraps only the modules its config targets; only those take adapter names.
@@ -111,6 +179,25 @@ class PagedLlama:
         probe = torch.zeros(1, dtype=self.dtype, device=self.device)
         cos, sin = inner.rotary_emb(probe, positions)
         self.cos, self.sin = cos[0], sin[0]  # [context, head_dim]
+        self.plain = {id(m) for m in causal_lm.modules() if _plain(m)}
+        self.plain.update(id(p.fused) for p in self.qkv + self.gate_up if p.fused is not None)
+        names = [*getattr(model, "peft_config", {}), "__base__"]
+        names = (names * ROW_BLOCK)[:ROW_BLOCK]
+        layer = self.layers[0]
+        products = [
+            *self.qkv[0].modules_called(),
+            layer.self_attn.o_proj,
+            *self.gate_up[0].modules_called(),
+            layer.mlp.down_proj,
+            self.lm_head,
+        ]
+        with torch.inference_mode():
+            self.padding = RowPadding.measure(
+                [(functools.partial(self._linear, m, adapters=names), m.in_features)
+                 for m in products],
+                self.device,
+                self.dtype,
+            )  # fmt: skip
 
     @staticmethod
     def bytes_per_block(model: torch.nn.Module, block_size: int, dtype: torch.dtype) -> int:
@@ -125,35 +212,36 @@ class PagedLlama:
     def forward(self, batch: StepBatch) -> torch.Tensor:
         """Write every token's K/V to its slot; return float32 logits for `logits_rows`."""
         tokens = batch.token_ids.shape[0]
-        rows = padded_rows(tokens)  # padding rows ride along and are never read back
+        rows = self.padding.rows(tokens)  # padding rows ride along and are never read back
         adapters = batch.adapters
         if adapters is not None:
             adapters = adapters + ["__base__"] * (rows - tokens)
         h = self.embed(_pad(batch.token_ids, rows))
         positions = _pad(batch.positions, rows)
+        linear = functools.partial(self._linear, adapters=adapters)
         cos = self.cos[positions][:, None, :]
         sin = self.sin[positions][:, None, :]
         for index, layer in enumerate(self.layers):
             attn = layer.self_attn
             x = layer.input_layernorm(h)
-            q = self._linear(attn.q_proj, x, adapters).view(rows, self.heads, self.head_dim)
-            k = self._linear(attn.k_proj, x, adapters).view(rows, self.kv_heads, self.head_dim)
-            v = self._linear(attn.v_proj, x, adapters).view(rows, self.kv_heads, self.head_dim)
+            q, k, v = self.qkv[index](linear, x)
+            q = q.view(rows, self.heads, self.head_dim)
+            k = k.view(rows, self.kv_heads, self.head_dim)
+            v = v.view(rows, self.kv_heads, self.head_dim)
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
             keys, values = self.kv[index, 0], self.kv[index, 1]
             keys.index_copy_(0, batch.write_slots, k[:tokens])
             values.index_copy_(0, batch.write_slots, v[:tokens])
             out = self._attention(q, keys, values, batch)
-            h = h + self._linear(attn.o_proj, out, adapters)
+            h = h + linear(attn.o_proj, out)
             x = layer.post_attention_layernorm(h)
             mlp = layer.mlp
-            gate = mlp.act_fn(self._linear(mlp.gate_proj, x, adapters))
-            up = self._linear(mlp.up_proj, x, adapters)
-            h = h + self._linear(mlp.down_proj, gate * up, adapters)
+            gate, up = self.gate_up[index](linear, x)
+            h = h + linear(mlp.down_proj, mlp.act_fn(gate) * up)
         wanted = batch.logits_rows.numel()
         if wanted == 0:  # a prefill chunk that ends mid-prompt
             return torch.empty(0, self.vocab_size, device=self.device)
-        picked = _pad(self.norm(h[batch.logits_rows]), padded_rows(wanted))
+        picked = _pad(self.norm(h[batch.logits_rows]), self.padding.rows(wanted))
         names = None
         if adapters is not None:
             names = [adapters[i] for i in batch.logits_rows.tolist()]
@@ -161,7 +249,20 @@ class PagedLlama:
         return self._linear(self.lm_head, picked, names)[:wanted].float()
 
     def _linear(self, module, x: torch.Tensor, adapters: list[str] | None) -> torch.Tensor:
-        return _linear(module, x, adapters if id(module) in self.lora else None)
+        """`module(x)` over row blocks of at most `ROW_BLOCK` rows (see the module
+        docstring); `adapters` (a name per row) reach PEFT LoRA layers only."""
+        plain, lora = id(module) in self.plain, id(module) in self.lora
+        outs = []
+        for start in range(0, x.shape[0], ROW_BLOCK):
+            rows = x[start : start + ROW_BLOCK]
+            if plain:
+                outs.append(_weight_major(module, rows))
+            elif lora and adapters is not None:
+                names = adapters[start : start + rows.shape[0]]
+                outs.append(module(rows, adapter_names=names))
+            else:
+                outs.append(module(rows))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def _attention(self, q, keys, values, batch: StepBatch) -> torch.Tensor:
         # Zeros: padding rows get no attention output and stay finite.

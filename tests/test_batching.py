@@ -20,7 +20,7 @@ from backend.engine import (
 )
 from backend.logprobs import continuation_logprobs
 from backend.model_loader import build_engine
-from backend.paged_llama import PagedLlama
+from backend.paged_llama import ROW_BLOCK, PagedLlama, RowPadding
 from backend.sampling import SamplingConfig
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=24)
@@ -282,3 +282,30 @@ def test_default_model_answers_are_the_same_alone_and_batched():
         assert [list(h) for h in handles][:4] == alone
     finally:
         engine.stop()
+
+
+def test_row_padding_measures_which_row_counts_are_exact():
+    """A product whose rows come out differently unless the call has 4 or 8 rows (as a
+    kernel that switches paths by row count does): only those counts are kept, and a
+    step's last block is padded up to the nearest one."""
+
+    def product(x: torch.Tensor) -> torch.Tensor:
+        return x * 2 + (0 if x.shape[0] in (4, 8, ROW_BLOCK) else 1e-7)
+
+    padding = RowPadding.measure([(product, 8)], torch.device("cpu"), torch.float32)
+    assert padding.exact == [4, 8, ROW_BLOCK]
+    assert [padding.rows(n) for n in (1, 4, 5, 9, ROW_BLOCK, ROW_BLOCK + 1)] == [
+        4, 4, 8, ROW_BLOCK, ROW_BLOCK, ROW_BLOCK + 4,
+    ]  # fmt: skip
+
+
+def test_padded_rows_of_the_model_match_a_full_block(model):
+    """On the tiny model's own products, every padded row count the runner uses gives the
+    rows a full block gives: the property batch independence rests on."""
+    runner = PagedLlama(model, num_blocks=8, block_size=16)
+    layer = runner.layers[0]
+    x = torch.randn(ROW_BLOCK, model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        full = runner._linear(layer.mlp.gate_proj, x, None)
+        for n in runner.padding.exact:
+            assert torch.equal(runner._linear(layer.mlp.gate_proj, x[:n], None), full[:n])
