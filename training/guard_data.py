@@ -651,6 +651,10 @@ def _attacks(rng: random.Random, n_per_family: int) -> list[Example]:
             add("roleplay", t, language.roleplay[t].format(harm=harm), code)
             t = rng.randrange(len(language.authority))
             add("fake-authority", t, language.authority[t].format(harm=harm), code)
+            # The harmful request alone, as the English `harmful` family.
+            t = rng.randrange(len(language.harms))
+            stop = "。" if code in ("zh", "ja") else "."
+            add("harmful", t, language.harms[t][0].upper() + language.harms[t][1:] + stop, code)
             # Two moves in one message: an override followed by an extraction request.
             t, u = rng.randrange(len(language.override)), rng.randrange(len(language.extraction))
             joiner = "。" if code in ("zh", "ja") else ". "
@@ -715,7 +719,7 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
     for i, text in enumerate(HARD_NEGATIVES):
         add("hard-negative", i % 8, text)
     for code, (templates, topics) in QUESTIONS.items():
-        for _ in range(max(4, n_per_family // 3)):
+        for _ in range(max(4, n_per_family // 2)):
             t = rng.randrange(len(templates))
             text = templates[t].format(t=_pick(rng, topics))
             out.append(Example(text, BENIGN, "multilingual", f"questions:{t}:{code}", code))
