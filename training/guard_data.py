@@ -15,7 +15,8 @@ Design decisions:
   hijacks, fake authority (system, developer or admin messages), obfuscation (another
   family's sentence in leetspeak, spaced or dotted letters, homoglyphs, zero-width
   characters, full-width, base64, ROT13, reversed, or split into string fragments), and
-  overrides, extraction, role play and fake authority in nine other languages.
+  overrides, extraction, role play, fake authority and harmful requests alone in nine
+  other languages.
 - Training texts are the raw obfuscated strings: the guard also undoes obfuscation at
   inference (backend/guardrails/normalise.py, which training must not import), but the
   classifier should not depend on it alone.
@@ -27,7 +28,9 @@ Design decisions:
   are a friendly tutor"), questions
   about Python (on half the topics; the false-positive eval in evals/ has its own
   templates on the other half),
-  benign requests in nine other languages (training/guard_languages.py),
+  benign requests in nine other languages (training/guard_languages.py; among their
+  topics the immune system's role, assembly instructions, a chatbot's system prompt,
+  Android's developer mode: the attack vocabulary used innocently),
   everyday questions, coding requests that paste long real code and text (standard
   library sources and docstrings, so length alone says nothing), and hard negatives that
   use the attack vocabulary innocently ("how do I ignore a warning", "act as a reviewer").
