@@ -92,10 +92,16 @@ eval: setup
 	$(PY) -m evals run $(SUITE) --target $(TARGET) $(ARGS)
 
 # Guardrails: the attack classifier the default guardrails.yaml names (a seeded TF-IDF run
-# of a few seconds, built once), its recall/false-positive eval (the `guardrails` suite,
-# every text, against the server at TARGET) and its latency bench.
+# of a few seconds, rebuilt when its data, features or concept lexicon change: the server
+# refuses an artifact built with another lexicon), its recall/false-positive eval (the
+# `guardrails` suite, every text, against the server at TARGET) and its latency bench.
+GUARD_SOURCES := training/guard_data.py training/guard_languages.py training/classifier.py \
+	chatforge/guard_lexicon.py chatforge/guard_topics.py
 guard-classifier: setup
-	@test -f runs/guard/classifier/classifier.json || $(PY) -m training classifier
+	@$(MAKE) --no-print-directory runs/guard/classifier/classifier.json
+
+runs/guard/classifier/classifier.json: $(GUARD_SOURCES)
+	$(PY) -m training classifier
 
 eval-guard: guard-classifier
 	$(PY) -m evals run guardrails --full --target $(TARGET) $(ARGS)

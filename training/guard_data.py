@@ -15,7 +15,8 @@ Design decisions:
   hijacks, fake authority (system, developer or admin messages), obfuscation (another
   family's sentence in leetspeak, spaced or dotted letters, homoglyphs, zero-width
   characters, full-width, base64, ROT13, reversed, or split into string fragments), and
-  overrides, extraction, role play and fake authority in nine other languages.
+  overrides, extraction, role play, fake authority and harmful requests alone in nine
+  other languages.
 - Training texts are the raw obfuscated strings: the guard also undoes obfuscation at
   inference (backend/guardrails/normalise.py, which training must not import), but the
   classifier should not depend on it alone.
@@ -27,7 +28,9 @@ Design decisions:
   are a friendly tutor"), questions
   about Python (on half the topics; the false-positive eval in evals/ has its own
   templates on the other half),
-  benign requests in nine other languages (training/guard_languages.py),
+  benign requests in nine other languages (training/guard_languages.py; among their
+  topics the immune system's role, assembly instructions, a chatbot's system prompt,
+  Android's developer mode: the attack vocabulary used innocently),
   everyday questions, coding requests that paste long real code and text (standard
   library sources and docstrings, so length alone says nothing), and hard negatives that
   use the attack vocabulary innocently ("how do I ignore a warning", "act as a reviewer").
@@ -651,6 +654,10 @@ def _attacks(rng: random.Random, n_per_family: int) -> list[Example]:
             add("roleplay", t, language.roleplay[t].format(harm=harm), code)
             t = rng.randrange(len(language.authority))
             add("fake-authority", t, language.authority[t].format(harm=harm), code)
+            # The harmful request alone, as the English `harmful` family.
+            t = rng.randrange(len(language.harms))
+            stop = "。" if code in ("zh", "ja") else "."
+            add("harmful", t, language.harms[t][0].upper() + language.harms[t][1:] + stop, code)
             # Two moves in one message: an override followed by an extraction request.
             t, u = rng.randrange(len(language.override)), rng.randrange(len(language.extraction))
             joiner = "。" if code in ("zh", "ja") else ". "
@@ -715,7 +722,7 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
     for i, text in enumerate(HARD_NEGATIVES):
         add("hard-negative", i % 8, text)
     for code, (templates, topics) in QUESTIONS.items():
-        for _ in range(max(4, n_per_family // 3)):
+        for _ in range(max(4, n_per_family // 2)):
             t = rng.randrange(len(templates))
             text = templates[t].format(t=_pick(rng, topics))
             out.append(Example(text, BENIGN, "multilingual", f"questions:{t}:{code}", code))
