@@ -712,9 +712,7 @@ def _trie(forms: list[str]) -> str:
 
 
 @cache
-def _matcher(
-    languages: frozenset[str] | None,
-) -> tuple[re.Pattern[str], dict[str, tuple[str, ...]]]:
+def _matcher() -> tuple[re.Pattern[str], dict[str, tuple[str, ...]]]:
     """One pattern for the whole lexicon and the concepts of each literal form: literal
     stems (Latin and Cyrillic, at a word start) and literal Chinese or Japanese forms in
     two tries, whose match is looked up; the few forms that need regular-expression syntax
@@ -724,9 +722,7 @@ def _matcher(
     at_word: dict[str, list[str]] = {}
     anywhere: dict[str, list[str]] = {}
     for concept, by_language in LEXICON.items():
-        for language, forms in by_language.items():
-            if languages is not None and language not in languages:
-                continue
+        for forms in by_language.values():
             for form in forms:
                 if _META & set(form):
                     special = at_word if form[0].isalpha() else anywhere
@@ -746,10 +742,9 @@ def _matcher(
     return pattern, {form: tuple(c) for form, c in concepts_of.items()}
 
 
-def concept_tokens(text: str, languages: frozenset[str] | None = None) -> list[str]:
-    """The concepts the text mentions, in order, as `cx<concept>` words. `languages`
-    restricts the lexicon to some languages (the leave-one-language-out ablation)."""
-    pattern, concepts_of = _matcher(languages)
+def concept_tokens(text: str) -> list[str]:
+    """The concepts the text mentions, in order, as `cx<concept>` words."""
+    pattern, concepts_of = _matcher()
     out = []
     for match in pattern.finditer(text.casefold()):
         group = match.lastgroup
@@ -760,9 +755,9 @@ def concept_tokens(text: str, languages: frozenset[str] | None = None) -> list[s
     return out
 
 
-def annotate(text: str, languages: frozenset[str] | None = None) -> str:
+def annotate(text: str) -> str:
     """The text followed by its concept words on a line of their own."""
-    return text + "\n" + " ".join(concept_tokens(text, languages))
+    return text + "\n" + " ".join(concept_tokens(text))
 
 
 LEXICON_VERSION = hashlib.sha256(json.dumps(LEXICON, sort_keys=True).encode()).hexdigest()[:12]

@@ -4,6 +4,7 @@ block comes back."""
 
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -299,13 +300,19 @@ def test_row_padding_measures_which_row_counts_are_exact():
     ]  # fmt: skip
 
 
-def test_padded_rows_of_the_model_match_a_full_block(model):
-    """On the tiny model's own products, every padded row count the runner uses gives the
-    rows a full block gives: the property batch independence rests on."""
+def test_fused_projections_give_what_the_separate_ones_give(model):
+    """q/k/v and gate/up run as one product each; every output equals its own module's, so
+    fusing changes no token (and the transformers model, whose weights became views of
+    the fused one, still computes the same)."""
     runner = PagedLlama(model, num_blocks=8, block_size=16)
-    layer = runner.layers[0]
+    assert all(p.fused is not None for p in runner.qkv + runner.gate_up)
     x = torch.randn(ROW_BLOCK, model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    linear = functools.partial(runner._linear, adapters=None)
     with torch.inference_mode():
-        full = runner._linear(layer.mlp.gate_proj, x, None)
-        for n in runner.padding.exact:
-            assert torch.equal(runner._linear(layer.mlp.gate_proj, x[:n], None), full[:n])
+        for index, layer in enumerate(runner.layers):
+            attn, mlp = layer.self_attn, layer.mlp
+            outputs = runner.qkv[index](linear, x) + runner.gate_up[index](linear, x)
+            modules = (attn.q_proj, attn.k_proj, attn.v_proj, mlp.gate_proj, mlp.up_proj)
+            for fused, module in zip(outputs, modules, strict=True):
+                assert torch.equal(fused, linear(module, x))
+                assert torch.allclose(fused, module(x), atol=1e-5)

@@ -75,9 +75,8 @@ def _tfidf_blocks(model, parts: list) -> list[_TfidfBlock] | None:
     coef = model[-1].coef_[0]
     blocks, offset = [], 0
     for part in parts:
-        if not isinstance(part, TfidfVectorizer) or part.norm != "l2" or part.binary:
-            return None
-        if not part.use_idf:
+        plain = isinstance(part, TfidfVectorizer) and part.use_idf and not part.binary
+        if not plain or part.norm != "l2":
             return None
         idf = part.idf_
         terms = {t: (float(idf[i]), float(coef[offset + i])) for t, i in part.vocabulary_.items()}
@@ -95,16 +94,18 @@ class AttackClassifier:
     _tokenizer: object = None
     max_length: int = 256
     lexicon: str | None = None  # the LEXICON_VERSION its inputs were annotated with
-    _blocks: list[_TfidfBlock] | None = field(default=None, repr=False)  # built on first use
+    _blocks: list[_TfidfBlock] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "tfidf-logreg":  # once, at load: scoring is per request
+            self._blocks = _tfidf_blocks(self._model, self._feature_parts())
 
     def score(self, texts: list[str]) -> np.ndarray:
         """Probability that each text is a prompt attack."""
         if self.kind == "tfidf-logreg":
             if self.lexicon is not None:
                 texts = [annotate(t) for t in texts]
-            if self._blocks is None:
-                self._blocks = _tfidf_blocks(self._model, self._feature_parts()) or []
-            if self._blocks:
+            if self._blocks is not None:
                 intercept = float(self._model[-1].intercept_[0])
                 logits = [intercept + sum(b.logit(t) for b in self._blocks) for t in texts]
                 return 1.0 / (1.0 + np.exp(-np.asarray(logits)))
