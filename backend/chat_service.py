@@ -41,6 +41,12 @@ Design decisions:
   message, and `augment` builds the prompt with numbered sources and the citations event,
   which follows `started` (and any guardrail events) before any text. The cache key holds
   the augmented prompt and the collection's version, so a re-ingest invalidates it.
+- RunEval resolves the model and relays what `EvalRuns` (backend/eval_runs.py) streams
+  from the eval run's child process; the server runs no eval code. Eval runs are not
+  counted as active streams, so a drain does not wait minutes for a suite: the child's
+  calls are refused like any other, and the server's stop cancels the call, which stops
+  the child. GetEvalRows reads a page of one results file
+  (backend/eval_files.py) on the CPU pool.
 """
 
 from __future__ import annotations
