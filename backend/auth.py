@@ -15,6 +15,8 @@ Design decisions:
   the server (`ADMIN_METHODS`), which answer PERMISSION_DENIED.
 - A keys file that turns invalid while the server runs (a bad hand edit) is logged and
   the keys read last stay in force, rather than locking everyone out or letting all in.
+- Besides the keys file, the keys the server issued to the eval runs it started
+  (backend/run_keys.py) are accepted, as admins, for as long as their run lasts.
 """
 
 from __future__ import annotations
@@ -28,17 +30,24 @@ import grpc
 
 from backend.keys import ApiKey, KeysError, KeyStore
 from backend.rate_limit import RateLimiter
+from backend.run_keys import RunKeys
+from chat.v1 import chat_pb2
 
 log = logging.getLogger("chatforge.auth")
 
 GUARDED_PREFIX = "/chat.v1.ChatService/"
-ADMIN_METHODS = frozenset({"/chat.v1.ChatService/RecordEval", "/chat.v1.ChatService/ReloadModels"})
+ADMIN_METHODS = frozenset(
+    f"/chat.v1.ChatService/{name}" for name in ("RecordEval", "ReloadModels", "RunEval")
+)
 _HOW = "send `authorization: Bearer <key>` metadata (Python clients: set $CHATFORGE_API_KEY)"
 
 
 def chat_tokens(response: Any) -> int:
-    """Generated tokens in one ChatEvent (only deltas carry any)."""
-    return response.delta.token_count if response.HasField("delta") else 0
+    """Generated tokens in one response of a stream (only a ChatEvent's deltas carry any;
+    RunEval's progress messages none)."""
+    if isinstance(response, chat_pb2.ChatEvent) and response.HasField("delta"):
+        return response.delta.token_count
+    return 0
 
 
 class _Refused(Exception):
@@ -53,8 +62,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         keys: KeyStore,
         limiter: RateLimiter | None = None,
         tokens_of: Callable[[Any], int] = chat_tokens,
+        run_keys: RunKeys | None = None,
     ) -> None:
         self.keys = keys
+        self.run_keys = run_keys or RunKeys()
         self.limiter = limiter or RateLimiter()
         self.tokens_of = tokens_of
 
@@ -92,7 +103,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 f"authorization metadata is not `Bearer <key>`: {_HOW}",
             )
         try:
-            key = self.keys.verify(token.strip())
+            key = self.run_keys.verify(token.strip()) or self.keys.verify(token.strip())
         except KeysError as error:
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, str(error)) from None
         if method in ADMIN_METHODS and key.role != "admin":

@@ -41,6 +41,12 @@ Design decisions:
   message, and `augment` builds the prompt with numbered sources and the citations event,
   which follows `started` (and any guardrail events) before any text. The cache key holds
   the augmented prompt and the collection's version, so a re-ingest invalidates it.
+- RunEval resolves the model and relays what `EvalRuns` (backend/eval_runs.py) streams
+  from the eval run's child process; the server runs no eval code. Eval runs are not
+  counted as active streams, so a drain does not wait minutes for a suite: the child's
+  calls are refused like any other, and the server's stop cancels the call, which stops
+  the child. GetEvalRows reads a page of one results file
+  (backend/eval_files.py) on the CPU pool.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from pathlib import Path
 
 import grpc
 
+from backend import eval_files
 from backend.call_record import REQUEST_ID_HEADER, CallRecord, request_id_of
 from backend.detokenize import IncrementalDetokenizer, StopMatcher
 from backend.engine import (
@@ -69,6 +76,7 @@ from backend.engine import (
     QueueFullError,
     RequestTooLargeError,
 )
+from backend.eval_runs import EvalRuns
 from backend.guardrails import Guard, InputScreen, Policy, Verdict
 from backend.logprobs import start_token_id
 from backend.metrics import ServerMetrics
@@ -187,6 +195,7 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         self.collections = collections if collections is not None else CollectionSet()
         self.draining = False
         self.reloader: ModelReloader | None = None  # set once the first models are loaded
+        self.eval_runs: EvalRuns | None = None  # set by the server, which knows its socket
         # Threads start on first use; a handful is enough: each step takes milliseconds
         # and the CPUs are shared with the engine's forward passes anyway.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc-cpu")
@@ -600,6 +609,39 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 )
             path = await self._in_pool(record_eval, folder, request.name, request.results_json)
             return chat_pb2.RecordEvalResponse(path=str(path))
+
+    async def RunEval(
+        self, request: chat_pb2.RunEvalRequest, context
+    ) -> AsyncIterator[chat_pb2.EvalProgress]:
+        async with self._rpc(context, "RunEval", request.model) as record:
+            self._check_accepting()
+            if self.eval_runs is None:
+                raise RequestError(grpc.StatusCode.UNIMPLEMENTED, "this server runs no evals")
+            try:
+                loaded = self.models.get(request.model)
+            except RequestError as error:  # the model is a parameter of the run
+                if error.code != grpc.StatusCode.NOT_FOUND:
+                    raise
+                raise invalid(error.message) from None
+            record.model = loaded.name
+            command = await self.eval_runs.command(request, loaded.name)
+            async for progress in self.eval_runs.run(command, request.suite, loaded.name):
+                yield progress
+
+    async def GetEvalRows(
+        self, request: chat_pb2.GetEvalRowsRequest, context
+    ) -> chat_pb2.GetEvalRowsResponse:
+        async with self._rpc(context, "GetEvalRows", request.model) as record:
+            self._check_accepting()
+            loaded = self.models.get(request.model)
+            record.model = loaded.name
+            page = await self._in_pool(
+                eval_files.rows_page, Path(loaded.path), loaded.name, request.name,
+                request.page_size, request.page_token,
+            )  # fmt: skip
+            return chat_pb2.GetEvalRowsResponse(
+                rows_json=page.rows, total=page.total, next_page_token=page.next_token
+            )
 
     async def ReloadModels(self, request, context) -> chat_pb2.ReloadModelsResponse:
         async with self._rpc(context, "ReloadModels"):

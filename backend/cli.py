@@ -70,19 +70,23 @@ def _serve(args: argparse.Namespace) -> int:
         if current_folder(folder) is None and not being_built(folder):
             raise IngestError(f"collection {name}: {no_index_message(folder)}")
 
+    from backend.run_keys import RunKeys
     from backend.security import interceptors, server_credentials
     from backend.server import ServerConfig, serve_forever
     from telemetry.tracing import configure_tracing
 
     configure_tracing("chatforge-backend")
 
+    run_keys = RunKeys()  # the keys of the eval runs this server starts (RunEval)
     config = ServerConfig(
         host=settings.host,
         port=settings.port,
         metrics_host=settings.metrics_host,
         metrics_port=settings.metrics_port,
         credentials=server_credentials(settings),
-        interceptors=interceptors(settings),
+        interceptors=interceptors(settings, run_keys),
+        run_keys=run_keys,
+        eval_args=settings.eval_arg,
         grace_seconds=settings.grace,
         watch_models=settings.watch_models,
         policy=policy,
@@ -292,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
             serve.add_argument(
                 flag_name(field), action="store_true", default=None, help=info.description
             )
+        elif field == "eval_arg":
+            serve.add_argument(
+                flag_name(field), action="append", default=None, metavar="ARG",
+                help=f"{info.description} (${env_name(ServeSettings, field)})",
+            )  # fmt: skip
         elif field == "collection":
             serve.add_argument(
                 flag_name(field), action="append", default=None, metavar="NAME=INDEX_DIR",

@@ -247,6 +247,36 @@ class ChatClient:
         request = chat_pb2.RecordEvalRequest(model=model, name=name, results_json=results_json)
         return self.stub.RecordEval(request, timeout=60).path
 
+    def run_eval(
+        self, suite: str, model: str = "", size: int = 0, full: bool = False,
+        timeout: float | None = None,
+    ) -> grpc.Future:  # fmt: skip
+        """Admin: run a suite on the server's host. Iterate the call for its EvalProgress
+        messages (the last one `finished`); `.cancel()` stops the run. Not retried (a run
+        is not idempotent) and without a deadline unless given: suites take minutes."""
+        request = chat_pb2.RunEvalRequest(suite=suite, model=model, size=size, full=full)
+        return self.stub.RunEval(request, timeout=timeout)
+
+    def eval_rows(
+        self, name: str, model: str = "", page_size: int = 0, page_token: str = ""
+    ) -> chat_pb2.GetEvalRowsResponse:
+        """One page of the item rows of eval result `name` (an EvalSummary's name)."""
+        request = chat_pb2.GetEvalRowsRequest(
+            model=model, name=name, page_size=page_size, page_token=page_token
+        )
+        return self.stub.GetEvalRows(request, timeout=60)
+
+    def all_eval_rows(self, name: str, model: str = "") -> list[str]:
+        """Every item row of eval result `name`, as JSON texts, fetched page by page."""
+        rows: list[str] = []
+        token = ""
+        while True:
+            page = self.eval_rows(name, model, page_token=token)
+            rows.extend(page.rows_json)
+            token = page.next_page_token
+            if not token:
+                return rows
+
     def reload_models(self, timeout: float = 600.0) -> chat_pb2.ReloadModelsResponse:
         """Admin: re-read models.yaml now; returns once new models are loaded."""
         return self.stub.ReloadModels(chat_pb2.ReloadModelsRequest(), timeout=timeout)

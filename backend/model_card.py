@@ -3,7 +3,9 @@
 Design decisions:
 - The card is read from the checkpoint contract (DESIGN §4): `run.json`, `metrics.jsonl`
   and `evals/*.json` beside the weights. The UI reads training curves and eval results
-  through `GetModel`, so a UI host needs no access to the checkpoint files.
+  through `GetModel`, so a UI host needs no access to the checkpoint files. Of the eval
+  results the card carries summaries only; their rows come from GetEvalRows
+  (backend/eval_files.py).
 - Files are read when a card is asked for, not cached at start, so an eval written while
   the server runs shows up at once.
 - A malformed metrics row is skipped rather than failing the card: a half-written last
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from backend import eval_files
 from backend.model_loader import LoadedModel
 from chat.v1 import chat_pb2
 
@@ -47,16 +50,6 @@ def _metrics(folder: Path) -> list[chat_pb2.TrainingMetric]:
             continue
         rows.append(metric)
     return rows
-
-
-def _evals(folder: Path) -> list[chat_pb2.EvalResult]:
-    evals_dir = folder / "evals"
-    if not evals_dir.is_dir():
-        return []
-    return [
-        chat_pb2.EvalResult(name=p.name, results_json=p.read_text())
-        for p in sorted(evals_dir.glob("*.json"))
-    ]
 
 
 def _run_info(folder: Path) -> dict:
@@ -131,6 +124,6 @@ def build_card(loaded: LoadedModel, is_default: bool, full: bool) -> chat_pb2.Mo
     )
     if full:
         card.metrics.extend(_metrics(folder))
-        card.evals.extend(_evals(folder))
+        card.eval_summaries.extend(eval_files.summaries(folder))
         card.lineage.extend(lineage(folder))
     return card

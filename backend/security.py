@@ -20,6 +20,7 @@ import grpc
 
 from backend.auth import AuthInterceptor
 from backend.keys import KeyStore
+from backend.run_keys import RunKeys
 from backend.serve_settings import ServeSettings
 from backend.settings import SettingsError
 
@@ -61,11 +62,12 @@ def server_credentials(settings: ServeSettings) -> grpc.ServerCredentials | None
     )
 
 
-def interceptors(settings: ServeSettings) -> list[grpc.aio.ServerInterceptor]:
-    """The API key interceptor when a keys file is configured (KeysError if it is bad)."""
+def interceptors(settings: ServeSettings, run_keys: RunKeys) -> list[grpc.aio.ServerInterceptor]:
+    """The API key interceptor when a keys file is configured (KeysError if it is bad),
+    accepting `run_keys` too (the server's own eval runs)."""
     if settings.keys_file is None:
         log.warning("no API keys file: the chat service is open to every caller")
         return []
     store = KeyStore(settings.keys_file)
     log.info("API keys from %s (%d keys)", store.path, len(store.keys))
-    return [AuthInterceptor(store)]
+    return [AuthInterceptor(store, run_keys=run_keys)]

@@ -41,6 +41,10 @@ class ServeSettings(BaseSettings):
     cache_entries: int = Field(1024, ge=0, description="response cache entries (0: off)")
     cache_mb: int = Field(64, ge=0, description="response cache size in MiB")
     cache_ttl: float = Field(3600.0, ge=0, description="seconds a cached reply stays valid")
+    eval_arg: list[str] = Field(
+        [], description="an argument added to every `python -m evals run` that RunEval "
+        "starts, e.g. --eval-arg=--corpus=DIR (repeatable; env: a JSON list)",
+    )  # fmt: skip
     keys_file: Path | None = Field(None, description="API keys file (`python -m backend keys`)")
     insecure_open: bool = Field(False, description="serve a non-loopback address without API keys")
     tls_cert: Path | None = Field(None, description="server certificate (PEM), enables TLS")

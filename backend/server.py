@@ -29,6 +29,9 @@ Design decisions:
   (`listening on HOST:PORT metrics on HOST:PORT`) that tests and scripts can read.
 - With tracing on (the `OTEL_*` variables, telemetry/tracing.py) the OpenTelemetry gRPC
   instrumentation's aio interceptor opens a server span per RPC; off, there is none.
+- Besides its TCP port the server listens on a Unix socket in a private temporary folder,
+  removed at stop: the eval runs it starts (RunEval, backend/eval_runs.py) call it back
+  there, without TLS and out of the network's reach, under the same interceptors.
 """
 
 from __future__ import annotations
@@ -36,16 +39,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from backend.chat_service import ChatService, ModelSet
+from backend.eval_runs import EvalRuns
 from backend.guardrails import Guard, Policy, PolicyError
 from backend.guardrails.classifier import ClassifierError
 from backend.metrics import ServerMetrics
@@ -55,6 +62,7 @@ from backend.registry import Registry
 from backend.response_cache import CacheConfig, ResponseCache
 from backend.retrieval.collections import CollectionSet
 from backend.rpc_handlers import service_handler
+from backend.run_keys import RunKeys
 from chat.v1 import chat_pb2
 from telemetry.tracing import server_interceptors
 
@@ -78,6 +86,10 @@ class ServerConfig:
     watch_models: float = 2.0  # seconds between looks at models.yaml; 0: only ReloadModels
     policy: Policy = field(default_factory=Policy)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    # The keys of the eval runs the server starts (the API key interceptor accepts them),
+    # and arguments every run gets (`--eval-arg`).
+    run_keys: RunKeys = field(default_factory=RunKeys)
+    eval_args: list[str] = field(default_factory=list)
 
 
 class Signals:
@@ -120,6 +132,10 @@ class ChatServer:
             load=functools.partial(load_models, on_step=self.metrics.observe_step),
             on_change=lambda _: cache.clear(),
         )
+        self.eval_socket = Path(tempfile.mkdtemp(prefix="chatforge-")) / "evals.sock"
+        self.service.eval_runs = EvalRuns(
+            f"unix:{self.eval_socket}", config.run_keys, config.eval_args
+        )
         self.health = health.aio.HealthServicer()
         self.failed = asyncio.Event()
         self.port = 0
@@ -156,6 +172,7 @@ class ChatServer:
             self.port = 0
         if self.port == 0:
             raise OSError(f"cannot listen on {address}: the port is taken or not allowed")
+        self._grpc.add_insecure_port(f"unix:{self.eval_socket}")
         await self._grpc.start()
         self._metrics_server, _ = self.metrics.serve(
             self.config.metrics_port, self.config.metrics_host
@@ -229,6 +246,7 @@ class ChatServer:
         await self.service.wait_idle(5.0)
         await self._grpc.stop(grace=1.0)
         self.service.close()
+        shutil.rmtree(self.eval_socket.parent, ignore_errors=True)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         log.info("stopped")

@@ -236,13 +236,18 @@ def validate_score(request: chat_pb2.ScoreRequest) -> ValidScore:
     return ValidScore(request.context, messages, list(request.continuations))
 
 
-def validate_eval_record(request: chat_pb2.RecordEvalRequest) -> None:
-    """Check the file name and that the body is a JSON object."""
-    if not _EVAL_NAME.fullmatch(request.name) or ".." in request.name:
+def validate_eval_name(name: str) -> None:
+    """A file name of a model's evals/ folder: nothing that could reach outside it."""
+    if not _EVAL_NAME.fullmatch(name) or ".." in name:
         raise invalid(
-            f"name: {request.name!r} is not a plain file name; use letters, digits, '.', '_' "
+            f"name: {name!r} is not a plain file name; use letters, digits, '.', '_' "
             "and '-', ending in .json"
         )
+
+
+def validate_eval_record(request: chat_pb2.RecordEvalRequest) -> None:
+    """Check the file name and that the body is a JSON object."""
+    validate_eval_name(request.name)
     size = len(request.results_json.encode())
     if size > MAX_EVAL_JSON_BYTES:
         raise invalid(f"results_json: {size} bytes, the limit is {MAX_EVAL_JSON_BYTES}")

@@ -9,6 +9,7 @@ flags (telemetry/logs.py).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def _list(args: argparse.Namespace) -> int:
 
     for name in SUITES:
         suite = get_suite(name)
+        if args.json:
+            print(json.dumps({"name": name, "version": suite.version,
+                              "default_size": suite.default_size, "live_only": suite.live_only,
+                              "description": suite.description}))  # fmt: skip
+            continue
         where = "server only" if suite.live_only else "server or checkpoint"
         print(
             f"{name:<11} v{suite.version}  {suite.description} "
@@ -57,6 +63,7 @@ def parse_sampling(text: str | None) -> dict | None:
 
 def _run(args: argparse.Namespace) -> int:
     from backend.settings import ClientSettings, load_settings
+    from evals.progress_lines import JsonlProgress
     from evals.report import metrics_table
     from evals.runner import run_suite
     from evals.suites import SuiteConfig, get_suite
@@ -82,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     settings = load_settings(ClientSettings, args)
     target = open_target(args.target, args.model, args.concurrency, settings=settings)
+    lines = JsonlProgress() if args.progress == "jsonl" else None
     try:
         outcome = run_suite(
             args.suite,
@@ -89,10 +97,14 @@ def _run(args: argparse.Namespace) -> int:
             config,
             out_root=Path(args.out) if args.out else None,
             resume=Path(args.resume) if args.resume else None,
+            progress=lines,
             record=not args.no_record,
         )
     finally:
         target.close()
+    if lines is not None:
+        lines.finished(outcome)
+        return 0
     result = outcome.result
     print(
         f"\n{result.suite} v{result.suite_version} on {result.model}: "
@@ -154,14 +166,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     logs = [logging_arguments()]
-    sub.add_parser(
+    listing = sub.add_parser(
         "list", help="the suites, their versions and default sizes", parents=logs
-    ).set_defaults(run=_list)
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per suite")
+    listing.set_defaults(run=_list)
 
     run = sub.add_parser("run", help="run a suite on a server or a checkpoint folder", parents=logs)
     run.add_argument("suite", help="suite name (see `python -m evals list`)")
     run.add_argument(
-        "--target", default="127.0.0.1:50051", help="HOST:PORT of a server, or a checkpoint folder"
+        "--target",
+        default="127.0.0.1:50051",
+        help="HOST:PORT or unix:PATH of a server, or a checkpoint folder",
     )
     run.add_argument("--model", default="", help="model name on the server (default: its default)")
     run.add_argument("--concurrency", type=int, default=1, help="requests in flight (server)")
@@ -193,6 +209,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, help="continue an interrupted run folder")
     run.add_argument(
         "--no-record", action="store_true", help="do not copy results into the model's evals/"
+    )
+    run.add_argument(
+        "--progress",
+        choices=("bar", "jsonl"),
+        default="bar",
+        help="bar: tqdm and a table at the end; jsonl: one JSON line per item on stdout "
+        "and a last line naming the results (evals/progress_lines.py)",
     )
     run.set_defaults(run=_run)
 

@@ -14,7 +14,9 @@ Design decisions:
   items in flight. Ctrl-C cancels what has not started and says how to resume.
 - An RPC that fails for one item becomes an error row (kept, shown, left out of
   aggregates); a server that is gone fails fast instead, after `MAX_ERRORS` errors in a row.
-- Progress goes to tqdm on the terminal and to an optional callback (the UI's progress bar).
+- Progress goes to tqdm on the terminal and to an optional callback, called once with no
+  row when the items are known, then with each finished row (`--progress jsonl`, which
+  the server's RunEval relays to its client).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
 MAX_ERRORS = 5
 
-Progress = Callable[[int, int], None]
+# (items done, items in the run, the row just finished; None for the call before any item)
+Progress = Callable[[int, int, Row | None], None]
 
 
 def runs_dir() -> Path:
@@ -132,6 +135,8 @@ def _run_items(suite, target, config, items, done, rows_file: Path, progress) ->
     rows = dict(done)
     todo = [item for item in items if item.id not in rows]
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=suite.name, unit="item")
+    if progress is not None:
+        progress(len(rows), len(items), None)
 
     def one(item) -> Row:
         try:
@@ -158,7 +163,7 @@ def _run_items(suite, target, config, items, done, rows_file: Path, progress) ->
                 errors_in_a_row = errors_in_a_row + 1 if row.error else 0
                 bar.update(1)
                 if progress is not None:
-                    progress(len(rows), len(items))
+                    progress(len(rows), len(items), row)
                 if errors_in_a_row >= MAX_ERRORS:
                     raise EvalError(
                         f"{MAX_ERRORS} items failed in a row (last: {row.error}); stopping. "

@@ -362,9 +362,9 @@ def open_target(
     timeout: float = 300.0,
     settings: ClientSettings | None = None,
 ) -> Target:
-    """`host:port` is a live server (reached with `settings`: API key, TLS); an existing
-    folder is a checkpoint, or the guard's leave-one-family-out folder when it holds
-    `lofo.json`."""
+    """`host:port` or `unix:PATH` is a live server (reached with `settings`: API key,
+    TLS); an existing folder is a checkpoint, or the guard's leave-one-family-out folder
+    when it holds `lofo.json`."""
     path = Path(target).expanduser()
     if (path / "lofo.json").is_file():
         return GuardFoldersTarget(path)
@@ -374,6 +374,8 @@ def open_target(
                 "--concurrency applies to a live server; a checkpoint runs one at a time"
             )
         return CheckpointTarget(path, model=model)
+    if target.startswith("unix:"):  # a Unix socket (how the server's RunEval reaches itself)
+        return LiveTarget(target, model, concurrency, timeout, settings)
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise EvalError(

@@ -18,6 +18,7 @@ from backend.keys import Limits, add_key
 from backend.launcher import BackendProcess
 from backend.registry import DEFAULT_CONFIG, load_registry
 from tests.tiny_model import make_tiny_model
+from tests.ui_env import build_ui_env
 from training.corpus import build_corpus
 from ui.launcher import UiProcess
 
@@ -126,8 +127,8 @@ TOPICS = ["parsers", "sockets", "threads", "archives", "dates", "paths", "queues
 
 
 @pytest.fixture(scope="session")
-def eval_corpus(tmp_path_factory) -> Path:
-    """A small corpus with enough held-out pages for every corpus suite."""
+def eval_pages(tmp_path_factory) -> Path:
+    """The pages of `eval_corpus`: one Markdown page per topic."""
     source = tmp_path_factory.mktemp("pages")
     for i, topic in enumerate(TOPICS):
         (source / f"{topic}.md").write_text(
@@ -141,7 +142,13 @@ def eval_corpus(tmp_path_factory) -> Path:
             f"A failure in {topic} raises {topic.capitalize()}Error with a message. "
             f"Catch it near the call that opened the {topic}.\n"
         )
-    out, manifest = build_corpus(str(source), tmp_path_factory.mktemp("corpus") / "c",
+    return source
+
+
+@pytest.fixture(scope="session")
+def eval_corpus(eval_pages, tmp_path_factory) -> Path:
+    """A small corpus with enough held-out pages for every corpus suite."""
+    out, manifest = build_corpus(str(eval_pages), tmp_path_factory.mktemp("corpus") / "c",
                                  seed=0, val_fraction=0.1, test_fraction=0.6)  # fmt: skip
     assert manifest["counts"]["test"] >= 4
     return out
@@ -180,6 +187,15 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="session")
+def ui_python(tmp_path_factory) -> Path:
+    """The python of a venv holding only the UI's dependency set (tests/ui_env.py)."""
+    python = build_ui_env(tmp_path_factory.mktemp("ui-env") / "venv")
+    torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
+    assert "No module named 'torch'" in torch.stderr  # the UI's set only
+    return python
+
+
+@pytest.fixture(scope="session")
 def ui(tiny_server, tmp_path_factory) -> Iterator[UiProcess]:
     """A real `python -m ui` process talking to `tiny_server`; shared by the session."""
     log = tmp_path_factory.mktemp("logs") / "ui.log"
@@ -197,21 +213,27 @@ def page(browser: Browser) -> Iterator[Page]:
 # --- Retrieval: a small collection, and a server that serves it ------------------------
 
 
-@pytest.fixture(scope="session")
-def docs_index(tmp_path_factory):
-    """The pages of tests/rag_fixtures.py ingested as collection `docs` by the CLI a user
-    runs (`python -m backend ingest FOLDER`); yields (pages folder, index folder, stdout)."""
-    from tests.rag_fixtures import write_pages
-
-    pages = write_pages(tmp_path_factory.mktemp("pages"))
-    index_dir = tmp_path_factory.mktemp("collections") / "docs"
+def ingest(pages: Path, name: str, index_dir: Path) -> str:
+    """Ingest `pages` as collection `name` by the CLI a user runs (`python -m backend
+    ingest FOLDER`); its stdout."""
     done = subprocess.run(
-        [sys.executable, "-m", "backend", "ingest", str(pages), "--collection", "docs",
+        [sys.executable, "-m", "backend", "ingest", str(pages), "--collection", name,
          "--index-dir", str(index_dir), "--base-url", "https://docs.example.org/"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    return pages, index_dir, done.stdout
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def docs_index(tmp_path_factory):
+    """The pages of tests/rag_fixtures.py ingested as collection `docs`; yields (pages
+    folder, index folder, stdout)."""
+    from tests.rag_fixtures import write_pages
+
+    pages = write_pages(tmp_path_factory.mktemp("pages"))
+    index_dir = tmp_path_factory.mktemp("collections") / "docs"
+    return pages, index_dir, ingest(pages, "docs", index_dir)
 
 
 @pytest.fixture(scope="session")

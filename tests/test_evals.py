@@ -53,8 +53,9 @@ def test_docs_qa_on_a_server_writes_results_that_recompute(
     # the copy reached the model's evals/ through the server and comes back in its card
     with ChatClient(tiny_server.target) as client:
         card = client.get_model("tiny")
-    stored = {e.name: e.results_json for e in card.evals}
-    assert json.loads(stored[f"{outcome.run_dir.name}.json"])["items"] == items
+        stored = client.all_eval_rows(f"{outcome.run_dir.name}.json", "tiny")
+    assert {s.name for s in card.eval_summaries} >= {f"{outcome.run_dir.name}.json"}
+    assert [json.loads(row) for row in stored] == items
     # and the run is in the daily log
     log = next(Path(os.environ["CHATFORGE_DAILY_LOG"]).glob("*.md")).read_text()
     assert "eval: docs-qa on tiny" in log and str(outcome.run_dir.name) in log

@@ -154,12 +154,13 @@ def test_quantize_writes_the_table_where_cards_and_the_ui_read_it(
     assert f"artifact: `{path}`" in log
 
     # GetModel carries it, and the UI's Evals tab lists and parses it
-    from ui.evals_tab import items_frame, stored_runs
+    from ui.eval_client import fetch_run
+    from ui.evals_tab import items_frame
 
     with ChatClient(tiny_server.target) as client:
         card = client.get_model("tiny")
-        assert "quantization.json" in [e.name for e in card.evals]
-        shown = stored_runs(client)["tiny/quantization.json"]
+        assert "quantization.json" in [e.name for e in card.eval_summaries]
+        shown = fetch_run(client, "tiny/quantization.json")
     frame = items_frame(shown, failures_only=False)
     assert list(frame["id"]) == list(rows)
     assert list(frame["status"][:3]) == ["pass" if rows[v].passed else "fail" for v in MEASURED]

@@ -76,12 +76,12 @@ def test_bad_score_requests_are_refused(client, kwargs, message):
 
 
 def test_record_eval_lands_in_the_card_and_refuses_bad_names(client, tiny_model_dir):
-    path = client.record_eval("rpc-test.json", json.dumps({"suite": "x"}), model="tiny-b")
+    body = {"suite": "x", "items": [{"id": "a"}]}
+    path = client.record_eval("rpc-test.json", json.dumps(body), model="tiny-b")
     try:
         card = client.get_model("tiny-b")
-        assert {e.name: json.loads(e.results_json) for e in card.evals}["rpc-test.json"] == {
-            "suite": "x"
-        }
+        assert {e.name: e.suite for e in card.eval_summaries}["rpc-test.json"] == "x"
+        assert client.all_eval_rows("rpc-test.json", "tiny-b") == ['{"id": "a"}']
     finally:
         os.unlink(path)
     for name, body, message in [

@@ -152,7 +152,7 @@ def test_list_and_get_models(tiny_server, tiny_model_dir):
         '{"step": 3, "train_loss": \n'  # a half-written last line is skipped
     )
     (tiny_model_dir / "evals").mkdir(exist_ok=True)
-    (tiny_model_dir / "evals" / "smoke.json").write_text('{"ok": true}')
+    (tiny_model_dir / "evals" / "smoke.json").write_text('{"suite": "smoke", "items": []}')
     with ChatClient(tiny_server.target) as client:
         listing = client.list_models()
         card = client.get_model("tiny")
@@ -168,7 +168,7 @@ def test_list_and_get_models(tiny_server, tiny_model_dir):
     assert card.metrics[1].val_loss == pytest.approx(5.3)
     assert not card.metrics[0].HasField("val_loss")
     assert json.loads(card.run_json)["steps"] == 2
-    assert [e.name for e in card.evals] == ["smoke.json"]
+    assert [(e.name, e.suite) for e in card.eval_summaries] == [("smoke.json", "smoke")]
     assert card.context_length == 4096
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 

@@ -1,18 +1,16 @@
 """The UI behind its login, as deployed: run from a venv holding only the UI's dependency set
-(tests/ui_env.py), started with a users file and its own API key (from the environment),
-against a real backend that requires API keys (`locked_server`). Driven in headless
-Chromium."""
+(tests/ui_env.py, the `ui_python` fixture), started with a users file and its own API key
+(from the environment), against a real backend that requires API keys (`locked_server`).
+Driven in headless Chromium."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import ask, set_number
-from tests.ui_env import build_ui_env
 from ui.launcher import UiProcess
 from ui.users import User, Users, hash_password
 
@@ -20,14 +18,6 @@ pytestmark = pytest.mark.slow
 expect.set_options(timeout=30_000)
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
-
-
-@pytest.fixture(scope="module")
-def ui_python(tmp_path_factory):
-    python = build_ui_env(tmp_path_factory.mktemp("ui-env") / "venv")
-    torch = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True)
-    assert "No module named 'torch'" in torch.stderr  # the UI's set only
-    return python
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,14 @@
 """The Evals tab: run a suite on one or more served models, read the failures, compare runs.
 
 Design decisions:
-- Runs go through the evals runner with a live target (`LiveTarget`, gRPC only), so a run
-  from the UI is the same run as `python -m evals run ... --target HOST:PORT`: the same
-  results file, the same copy into the model's evals/ (through `RecordEval`) and the same
-  daily-log entry. The runner's progress callback drives the Gradio progress bar.
-- Stored runs are read from the server's `GetModel` cards (their `evals/` files), never
-  from local folders, so the tab works on a UI host with no files; runs made in this
-  session are listed too, in case the server could not store them (a hub-id model).
+- Suites run on the backend (the RunEval RPC, ui/eval_client.py), where the corpus and
+  the checkpoints are: a run from the UI is `python -m evals run` on the backend's host,
+  with the same results file, copy in the model's evals/ and daily-log entry, so the UI
+  (on Cloud Run) needs no corpus and no ML stack. Each finished item the backend streams
+  moves the Gradio progress bar.
+- Stored runs are listed from the server's `GetModel` summaries and a run's rows fetched
+  with GetEvalRows when it is inspected or compared, never from local folders; the
+  metrics table of a run just made is its summary.
 - The per-item table is the error-analysis view: one row per item with its scores, input,
   reference and output, filterable to failures (errors and items that did not pass).
 - Running a suite writes (results on the server through `RecordEval`, a run folder, the
@@ -39,15 +40,13 @@ from chat.v1 import chat_pb2
 from evals.compare import compare_runs, markdown_comparison
 from evals.errors import EvalError
 from evals.report import metrics_table
-from evals.results import RunResult, parse_results
-from evals.runner import run_suite
-from evals.suites import SUITES, SuiteConfig, get_suite
-from evals.targets import LiveTarget
+from evals.results import RunResult
+from evals.suites import SUITES
 from ui.chat_tab import ClientFactory
 from ui.errors import BACKEND_ERRORS, describe_error
+from ui.eval_client import fetch_run, run_key, run_on_backend, stored_summaries
 from ui.users import Users, role_of
 
-Runs = dict[str, RunResult]  # "model/file name" -> result
 METRIC_COLUMNS = ["model", "suite", "metric", "value", "ci_low", "ci_high", "n", "better"]
 TEXT_COLUMNS = ["input", "reference", "output"]
 
@@ -60,25 +59,25 @@ def rounded(value: Any) -> Any:
     return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
-def metrics_frame(runs: list[RunResult]) -> pd.DataFrame:
-    rows = []
-    for result in runs:
-        for spec in result.metrics:
-            agg = result.aggregates.get(spec.name)
-            if agg is None:
-                continue
-            rows.append(
-                {
-                    "model": result.model,
-                    "suite": result.suite,
-                    "metric": spec.name,
-                    "value": rounded(agg.value),
-                    "ci_low": rounded(agg.ci_low),
-                    "ci_high": rounded(agg.ci_high),
-                    "n": agg.n,
-                    "better": "higher" if spec.higher_is_better else "lower",
-                }
-            )
+def _optional(metric: chat_pb2.EvalMetric, field: str) -> float | None:
+    return rounded(getattr(metric, field)) if metric.HasField(field) else None
+
+
+def metrics_frame(summaries: list[chat_pb2.EvalSummary]) -> pd.DataFrame:
+    rows = [
+        {
+            "model": summary.model,
+            "suite": summary.suite,
+            "metric": metric.name,
+            "value": _optional(metric, "value"),
+            "ci_low": _optional(metric, "ci_low"),
+            "ci_high": _optional(metric, "ci_high"),
+            "n": metric.n,
+            "better": "higher" if metric.higher_is_better else "lower",
+        }
+        for summary in summaries
+        for metric in summary.metrics
+    ]
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
@@ -141,36 +140,12 @@ def confusion_figure(result: RunResult | None):
     return figure
 
 
-def card_results(card: chat_pb2.ModelCard) -> dict[str, RunResult]:
-    """The evals results files of one model card, by file name."""
-    results = {}
-    for stored in card.evals:
-        try:
-            results[stored.name] = parse_results(stored.results_json, stored.name)
-        except EvalError:
-            continue  # not an evals results file (notes, say)
-    return results
-
-
-def stored_runs(client, models: list[str] | None = None) -> Runs:
-    """Every results file in the served models' evals/ folders (via GetModel), keyed
-    `model/file`; `models` skips the ListModels call when the caller has the names."""
-    if models is None:
-        models = [m.name for m in client.list_models().models]
-    return {
-        f"{name}/{file}": result
-        for name in models
-        for file, result in card_results(client.get_model(name)).items()
-    }
-
-
 class EvalsTab:
     def __init__(
         self, app: gr.Blocks, client_factory: ClientFactory, users: Users | None = None
     ) -> None:
         self.client_factory = client_factory
         self.users = users
-        self.session_runs = gr.State({})  # runs made here, kept if the server cannot store
         with gr.Row():
             with gr.Column(scale=2):
                 self.suite = gr.Dropdown(
@@ -219,29 +194,24 @@ class EvalsTab:
             self.comparison = gr.Markdown(elem_id="evals-comparison")
 
         listing = [self.models, self.inspect, self.run_a, self.run_b, self.status, self.run]
-        self.refresh.click(self.load, self.session_runs, listing)
-        app.load(self.load, self.session_runs, listing)
+        self.refresh.click(self.load, None, listing)
+        app.load(self.load, None, listing)
         self.run.click(
             self.run_suites,
-            [self.suite, self.models, self.size, self.session_runs],
-            [self.metrics, self.status, self.session_runs, self.inspect, self.run_a, self.run_b],
+            [self.suite, self.models, self.size],
+            [self.metrics, self.status, self.inspect, self.run_a, self.run_b],
         ).then(
             self.show,
-            [self.inspect, self.failures_only, self.session_runs],
+            [self.inspect, self.failures_only],
             [self.run_metrics, self.items, self.confusion],
         )
         gr.on(
             [self.inspect.change, self.failures_only.change],
             self.show,
-            [self.inspect, self.failures_only, self.session_runs],
+            [self.inspect, self.failures_only],
             [self.run_metrics, self.items, self.confusion],
         )
-        self.compare.click(
-            self.compare_two, [self.run_a, self.run_b, self.session_runs], self.comparison
-        )
-
-    def _all_runs(self, session_runs: Runs, models: list[str] | None = None) -> Runs:
-        return {**stored_runs(self.client_factory(), models), **session_runs}
+        self.compare.click(self.compare_two, [self.run_a, self.run_b], self.comparison)
 
     def _refusal(self, request: gr.Request | None) -> str | None:
         """Why this signed-in user may not run suites, or None when they may."""
@@ -253,18 +223,22 @@ class EvalsTab:
             "can read and compare the stored runs."
         )
 
-    def load(self, session_runs: Runs, request: gr.Request) -> tuple[Any, ...]:
+    @staticmethod
+    def _stored_keys(client, models: list[str]) -> list[str]:
+        """Every stored run of the models, newest first within each model."""
+        return sorted(stored_summaries(client, models), reverse=True)
+
+    def load(self, request: gr.Request) -> tuple[Any, ...]:
         refusal = self._refusal(request)
         run_button = gr.Button(visible=refusal is None)
         client = self.client_factory()
         try:
             listing = client.list_models()
-            runs = self._all_runs(session_runs, [m.name for m in listing.models])
+            names = [m.name for m in listing.models]
+            keys = self._stored_keys(client, names)
         except BACKEND_ERRORS as error:
             message = describe_error(error, client.target)
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), message, run_button
-        names = [m.name for m in listing.models]
-        keys = sorted(runs, reverse=True)
         status = f"{plural(len(names), 'model')} served, {plural(len(keys), 'stored run')}."
         return (
             gr.CheckboxGroup(choices=names, value=[listing.default_model or names[0]]),
@@ -280,71 +254,45 @@ class EvalsTab:
         suite: str,
         models: list[str],
         size: float | None,
-        session_runs: Runs,
         request: gr.Request,
         progress=gr.Progress(),  # noqa: B008 (Gradio injects the tracker)
     ):
         refusal = self._refusal(request)
         if refusal:
-            return gr.skip(), refusal, session_runs, *[gr.skip()] * 3
+            return gr.skip(), refusal, *[gr.skip()] * 3
         if not models:
-            return gr.skip(), "Pick at least one model.", session_runs, *[gr.skip()] * 3
-        config = SuiteConfig(size=int(size) if size else None)
+            return gr.skip(), "Pick at least one model.", *[gr.skip()] * 3
         client = self.client_factory()
-        done: list[RunResult] = []
-        session_runs = dict(session_runs)
+        done: list[chat_pb2.EvalSummary] = []
         try:
-            get_suite(suite)
             for model in models:
-                target = LiveTarget(client.target, model=model, settings=client.settings)
-                try:
 
-                    def report(finished: int, total: int, model=model) -> None:
-                        progress((finished, total), desc=f"{suite} on {model}", unit="items")
+                def report(finished: int, total: int, item: str, model=model) -> None:
+                    where = f"{suite} on {model}" + (f": {item}" if item else "")
+                    progress((finished, total), desc=where, unit="items")
 
-                    outcome = run_suite(
-                        suite,
-                        target,
-                        config,
-                        progress=report,
-                        command=f"(UI) python -m evals run {suite} --model {model}",
-                    )
-                finally:
-                    target.close()
-                done.append(outcome.result)
-                session_runs[f"{model}/{outcome.run_dir.name}.json"] = outcome.result
-            keys = sorted(self._all_runs(session_runs), reverse=True)
-        except EvalError as error:
-            return gr.skip(), f"**Cannot run:** {error}", session_runs, *[gr.skip()] * 3
+                done.append(run_on_backend(client, suite, model, int(size or 0), report))
+            keys = self._stored_keys(client, [m.name for m in client.list_models().models])
         except BACKEND_ERRORS as error:
-            return gr.skip(), describe_error(error, client.target), session_runs, *[gr.skip()] * 3
-        latest = f"{models[-1]}/{outcome.run_dir.name}.json"
+            return gr.skip(), describe_error(error, client.target), *[gr.skip()] * 3
+        stored = [run_key(s.model, s.name) for s in done if s.name]
         status = "; ".join(
-            f"{r.model}: {plural(len(r.rows), 'item')}, {plural(r.errors, 'error')}, "
-            f"{r.duration_s:.1f} s"
-            for r in done
+            f"{s.model}: {plural(s.items, 'item')}, {plural(s.errors, 'error')}, "
+            f"{s.duration_s:.1f} s" + ("" if s.name else " (not stored: the model has no folder)")
+            for s in done
         )
         return (
             metrics_frame(done),
             f"Finished {suite}. {status}",
-            session_runs,
-            gr.Dropdown(choices=keys, value=latest),
+            gr.Dropdown(choices=keys, value=stored[-1] if stored else None),
             gr.Dropdown(choices=keys),
             gr.Dropdown(choices=keys),
         )
 
-    def _find(self, key: str | None, session_runs: Runs) -> RunResult | None:
-        if not key:
-            return None
-        if key in session_runs:
-            return session_runs[key]
-        model, _, file = key.rpartition("/")  # file names never hold a slash
-        return card_results(self.client_factory().get_model(model)).get(file)
-
-    def show(self, key: str | None, failures_only: bool, session_runs: Runs):
+    def show(self, key: str | None, failures_only: bool):
         try:
-            result = self._find(key, session_runs)
-        except BACKEND_ERRORS:
+            result = fetch_run(self.client_factory(), key) if key else None
+        except (*BACKEND_ERRORS, EvalError):
             return gr.skip(), gr.skip(), gr.skip()
         items = items_frame(result, failures_only)
         table = gr.Dataframe(items, column_widths=column_widths(items))
@@ -358,12 +306,12 @@ class EvalsTab:
         figure = confusion_figure(result)
         return heading + metrics_table(result), table, gr.Plot(figure, visible=figure is not None)
 
-    def compare_two(self, key_a: str | None, key_b: str | None, session_runs: Runs) -> str:
+    def compare_two(self, key_a: str | None, key_b: str | None) -> str:
         if not key_a or not key_b:
             return "Pick two runs."
         client = self.client_factory()
         try:
-            a, b = self._find(key_a, session_runs), self._find(key_b, session_runs)
+            a, b = fetch_run(client, key_a), fetch_run(client, key_b)
             if a is None or b is None:
                 return "One of the runs is no longer stored on the server; refresh the list."
             return markdown_comparison(compare_runs(a, b), key_a, key_b)

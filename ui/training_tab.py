@@ -3,7 +3,8 @@ chat that streams one prompt from two models at once.
 
 Design decisions:
 - Everything comes from `GetModel` cards over gRPC (`metrics` rows from metrics.jsonl,
-  `evals` from evals/, `run_json`), so the tab needs no access to the checkpoint folders.
+  `eval_summaries` of evals/, `run_json`), so the tab needs no access to the checkpoint
+  folders.
 - A model's curve is its whole lineage (the card's `lineage`, then its own run): a
   from-scratch chat model shows pretraining, then SFT, then any fine-tune, one after the
   other on the x axis (each stage continues where the previous one ended), with a labelled
@@ -40,7 +41,6 @@ import pandas as pd
 from chat.v1 import chat_pb2
 from ui.chat_tab import REFRESH_SECONDS, ActiveStreams, ClientFactory, Reply
 from ui.errors import BACKEND_ERRORS, describe_error
-from ui.evals_tab import card_results
 
 X_AXES = {"step": "step", "tokens seen": "tokens_seen", "FLOPs": "flops"}
 # (panel title, ((field, legend name, colour), ...)): colour tells the series apart
@@ -153,13 +153,15 @@ def summary_frame(cards: list[chat_pb2.ModelCard]) -> pd.DataFrame:
             final = json.loads(card.run_json).get("final_metrics", {})
             row.update({f"run {k}": v for k, v in final.items() if isinstance(v, int | float)})
         newest: dict[str, tuple[str, str, float | None]] = {}
-        for result in card_results(card).values():
-            spec = result.metrics[0]
-            value = result.aggregates[spec.name].value if spec.name in result.aggregates else None
-            if result.suite not in newest or result.started_at > newest[result.suite][0]:
-                newest[result.suite] = (result.started_at, spec.name, value)
-        for suite, (_, metric, value) in sorted(newest.items()):
-            row[f"{suite} {metric}"] = value
+        for summary in card.eval_summaries:
+            if not summary.metrics:
+                continue
+            metric = summary.metrics[0]
+            value = metric.value if metric.HasField("value") else None
+            if summary.suite not in newest or summary.started_at > newest[summary.suite][0]:
+                newest[summary.suite] = (summary.started_at, metric.name, value)
+        for suite, (_, metric_name, value) in sorted(newest.items()):
+            row[f"{suite} {metric_name}"] = value
         rows.append({key: rounded(value) for key, value in row.items()})
     return pd.DataFrame(rows)
 

@@ -232,7 +232,7 @@ class EvalResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., results_json: _Optional[str] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "evals", "default_sampling", "default_sampling_note", "lineage")
+    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "evals", "default_sampling", "default_sampling_note", "lineage", "eval_summaries")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +251,7 @@ class ModelCard(_message.Message):
     DEFAULT_SAMPLING_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_SAMPLING_NOTE_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    EVAL_SUMMARIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     architecture: str
     parameters: int
@@ -269,7 +270,8 @@ class ModelCard(_message.Message):
     default_sampling: SamplingParams
     default_sampling_note: str
     lineage: _containers.RepeatedCompositeFieldContainer[TrainingStage]
-    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., evals: _Optional[_Iterable[_Union[EvalResult, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ...) -> None: ...
+    eval_summaries: _containers.RepeatedCompositeFieldContainer[EvalSummary]
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., evals: _Optional[_Iterable[_Union[EvalResult, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., eval_summaries: _Optional[_Iterable[_Union[EvalSummary, _Mapping]]] = ...) -> None: ...
 
 class TrainingStage(_message.Message):
     __slots__ = ("name", "kind", "metrics", "run_json")
@@ -436,3 +438,111 @@ class ReloadModelsResponse(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     default_model: str
     def __init__(self, added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., reloaded: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[str]] = ..., default_model: _Optional[str] = ...) -> None: ...
+
+class EvalMetric(_message.Message):
+    __slots__ = ("name", "description", "value", "ci_low", "ci_high", "n", "higher_is_better")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    higher_is_better: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., value: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., n: _Optional[int] = ..., higher_is_better: _Optional[bool] = ...) -> None: ...
+
+class EvalSummary(_message.Message):
+    __slots__ = ("name", "suite", "suite_version", "model", "items", "errors", "started_at", "duration_s", "metrics", "header_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUITE_FIELD_NUMBER: _ClassVar[int]
+    SUITE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    suite: str
+    suite_version: str
+    model: str
+    items: int
+    errors: int
+    started_at: str
+    duration_s: float
+    metrics: _containers.RepeatedCompositeFieldContainer[EvalMetric]
+    header_json: str
+    def __init__(self, name: _Optional[str] = ..., suite: _Optional[str] = ..., suite_version: _Optional[str] = ..., model: _Optional[str] = ..., items: _Optional[int] = ..., errors: _Optional[int] = ..., started_at: _Optional[str] = ..., duration_s: _Optional[float] = ..., metrics: _Optional[_Iterable[_Union[EvalMetric, _Mapping]]] = ..., header_json: _Optional[str] = ...) -> None: ...
+
+class RunEvalRequest(_message.Message):
+    __slots__ = ("suite", "model", "size", "full")
+    SUITE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    suite: str
+    model: str
+    size: int
+    full: bool
+    def __init__(self, suite: _Optional[str] = ..., model: _Optional[str] = ..., size: _Optional[int] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class EvalRunStarted(_message.Message):
+    __slots__ = ("suite", "model", "total")
+    SUITE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    suite: str
+    model: str
+    total: int
+    def __init__(self, suite: _Optional[str] = ..., model: _Optional[str] = ..., total: _Optional[int] = ...) -> None: ...
+
+class EvalItemDone(_message.Message):
+    __slots__ = ("done", "total", "item_id", "error")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    done: int
+    total: int
+    item_id: str
+    error: str
+    def __init__(self, done: _Optional[int] = ..., total: _Optional[int] = ..., item_id: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class EvalProgress(_message.Message):
+    __slots__ = ("started", "item", "finished")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    ITEM_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    started: EvalRunStarted
+    item: EvalItemDone
+    finished: EvalSummary
+    def __init__(self, started: _Optional[_Union[EvalRunStarted, _Mapping]] = ..., item: _Optional[_Union[EvalItemDone, _Mapping]] = ..., finished: _Optional[_Union[EvalSummary, _Mapping]] = ...) -> None: ...
+
+class GetEvalRowsRequest(_message.Message):
+    __slots__ = ("model", "name", "page_size", "page_token")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    name: str
+    page_size: int
+    page_token: str
+    def __init__(self, model: _Optional[str] = ..., name: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class GetEvalRowsResponse(_message.Message):
+    __slots__ = ("rows_json", "total", "next_page_token")
+    ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    rows_json: _containers.RepeatedScalarFieldContainer[str]
+    total: int
+    next_page_token: str
+    def __init__(self, rows_json: _Optional[_Iterable[str]] = ..., total: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -74,6 +74,16 @@ class ChatServiceStub:
                 request_serializer=chat_dot_v1_dot_chat__pb2.RecordEvalRequest.SerializeToString,
                 response_deserializer=chat_dot_v1_dot_chat__pb2.RecordEvalResponse.FromString,
                 _registered_method=True)
+        self.RunEval = channel.unary_stream(
+                '/chat.v1.ChatService/RunEval',
+                request_serializer=chat_dot_v1_dot_chat__pb2.RunEvalRequest.SerializeToString,
+                response_deserializer=chat_dot_v1_dot_chat__pb2.EvalProgress.FromString,
+                _registered_method=True)
+        self.GetEvalRows = channel.unary_unary(
+                '/chat.v1.ChatService/GetEvalRows',
+                request_serializer=chat_dot_v1_dot_chat__pb2.GetEvalRowsRequest.SerializeToString,
+                response_deserializer=chat_dot_v1_dot_chat__pb2.GetEvalRowsResponse.FromString,
+                _registered_method=True)
         self.ReloadModels = channel.unary_unary(
                 '/chat.v1.ChatService/ReloadModels',
                 request_serializer=chat_dot_v1_dot_chat__pb2.ReloadModelsRequest.SerializeToString,
@@ -101,7 +111,8 @@ class ChatServiceServicer:
 
     def GetModel(self, request, context):
         """One model's full card: architecture, size, quantization, training summary and curve,
-        and the eval results found beside its checkpoint.
+        and a summary of each eval result found beside its checkpoint (`eval_summaries`; the
+        items of one result come from GetEvalRows, a page at a time).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +150,23 @@ class ChatServiceServicer:
     def RecordEval(self, request, context):
         """Stores an eval result in the model's checkpoint folder (evals/NAME), where GetModel
         reads it back: results of a run against a live server reach the model's folder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunEval(self, request, context):
+        """Admin: runs an eval suite on the server's host, against this server, where the data
+        is: streams `started`, one `item` per finished item, then `finished` with the summary
+        of the results, which are recorded in the model's evals/ as RecordEval records them.
+        Cancelling the call stops the run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvalRows(self, request, context):
+        """The item rows of one eval result in a model's evals/ folder, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,6 +224,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.RecordEval,
                     request_deserializer=chat_dot_v1_dot_chat__pb2.RecordEvalRequest.FromString,
                     response_serializer=chat_dot_v1_dot_chat__pb2.RecordEvalResponse.SerializeToString,
+            ),
+            'RunEval': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunEval,
+                    request_deserializer=chat_dot_v1_dot_chat__pb2.RunEvalRequest.FromString,
+                    response_serializer=chat_dot_v1_dot_chat__pb2.EvalProgress.SerializeToString,
+            ),
+            'GetEvalRows': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvalRows,
+                    request_deserializer=chat_dot_v1_dot_chat__pb2.GetEvalRowsRequest.FromString,
+                    response_serializer=chat_dot_v1_dot_chat__pb2.GetEvalRowsResponse.SerializeToString,
             ),
             'ReloadModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ReloadModels,
@@ -419,6 +457,60 @@ class ChatService:
             '/chat.v1.ChatService/RecordEval',
             chat_dot_v1_dot_chat__pb2.RecordEvalRequest.SerializeToString,
             chat_dot_v1_dot_chat__pb2.RecordEvalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunEval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chat.v1.ChatService/RunEval',
+            chat_dot_v1_dot_chat__pb2.RunEvalRequest.SerializeToString,
+            chat_dot_v1_dot_chat__pb2.EvalProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvalRows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chat.v1.ChatService/GetEvalRows',
+            chat_dot_v1_dot_chat__pb2.GetEvalRowsRequest.SerializeToString,
+            chat_dot_v1_dot_chat__pb2.GetEvalRowsResponse.FromString,
             options,
             channel_credentials,
             insecure,
