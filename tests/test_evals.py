@@ -33,10 +33,10 @@ def test_docs_qa_on_a_server_writes_results_that_recompute(
     config = SuiteConfig(size=4, corpus=eval_corpus, max_tokens=24)
     seen = []
     outcome = run_suite("docs-qa", live, config, out_root=tmp_path,
-                        progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+                        progress=lambda done, total, _row: seen.append((done, total)))  # fmt: skip
     data = json.loads(outcome.results_path.read_text())
     items = data["items"]
-    assert len(items) == 4 and seen[-1] == (4, 4)
+    assert len(items) == 4 and seen[0] == (0, 4) and seen[-1] == (4, 4)
     for name in ("f1", "rouge_l", "exact_match"):
         recomputed = statistics.fmean(row["scores"][name] for row in items)
         agg = data["aggregates"][name]
@@ -151,8 +151,9 @@ def test_an_interrupted_run_resumes_without_redoing_items(live, eval_corpus, tmp
     first.results_path.unlink()
     progress = []
     again = run_suite("perplexity", live, config, out_root=tmp_path, record=False,
-                      resume=first.run_dir, progress=lambda d, t: progress.append(d))  # fmt: skip
-    assert progress == [3, 4]  # two kept, two run
+                      resume=first.run_dir,
+                      progress=lambda d, t, row: progress.append((d, row is None)))  # fmt: skip
+    assert progress == [(2, True), (3, False), (4, False)]  # two kept, then two run
     assert [r.id for r in again.result.rows] == [r.id for r in first.result.rows]
     assert load_results(first.run_dir).aggregates["bits_per_byte"].value == pytest.approx(
         first.result.aggregates["bits_per_byte"].value
