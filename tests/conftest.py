@@ -14,6 +14,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from backend.guardrails.policy import DEFAULT_POLICY
 from backend.keys import Limits, add_key
 from backend.launcher import BackendProcess
 from backend.registry import DEFAULT_CONFIG, load_registry
@@ -28,6 +29,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["CHATFORGE_DAILY_LOG"] = tempfile.mkdtemp(prefix="daily-log-")
 # ... nor eval run folders into runs/evals/ (the UI process inherits this too).
 os.environ["CHATFORGE_EVAL_RUNS"] = tempfile.mkdtemp(prefix="eval-runs-")
+
+
+def _policy_without_the_built_classifier() -> str:
+    """The repository's guardrails.yaml with its classifier pointed at nothing, so servers
+    under test judge as on a fresh clone (rules only) whether or not `make demo` has built
+    runs/guard/classifier here: that artifact changes verdicts and adds seconds to every
+    start-up. Tests of the classifier give servers a policy of their own (--policy)."""
+    policy = yaml.safe_load(DEFAULT_POLICY.read_text())
+    folder = Path(tempfile.mkdtemp(prefix="policy-"))
+    policy["classifier"]["path"] = str(folder / "no-classifier")
+    (folder / "guardrails.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
+    return str(folder / "guardrails.yaml")
+
+
+# `python -m backend serve` (every server process the tests start) reads it.
+os.environ["CHATFORGE_POLICY"] = _policy_without_the_built_classifier()
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # The shared servers decode every request: a cached replay would let a test of repeated

@@ -65,12 +65,13 @@ def test_every_suite_runs_on_the_backend_from_the_evals_tab(
         expect(status).to_contain_text(f"Finished {suite}. tiny: ")
         expect(status).to_contain_text(" 0 errors")
         expect(page.locator("#evals-metrics")).to_contain_text(suite)
-        # the run just made is inspected: its rows, fetched with GetEvalRows
         expect(page.locator("#evals-run-metrics")).to_contain_text(f"{suite} v")
+        # the run the tab inspects is the one just made: its first row as GetEvalRows has it
+        model, name = page.locator("#evals-inspect input").input_value().split("/", 1)
         with ChatClient(data_backend.target) as client:
-            summaries = client.get_model("tiny").eval_summaries
-            newest = max((s for s in summaries if s.suite == suite), key=lambda s: s.name)
-            first = json.loads(client.all_eval_rows(newest.name, "tiny")[0])
+            summaries = {s.name: s for s in client.get_model("tiny").eval_summaries}
+            first = json.loads(client.all_eval_rows(name, model)[0])
+        assert (model, summaries[name].suite) == ("tiny", suite)
         expect(page.locator("#evals-items")).to_contain_text(first["id"])
     page.screenshot(path=artifacts_dir / "ui-evals-every-suite.png", full_page=True)
     with ChatClient(data_backend.target) as client:
