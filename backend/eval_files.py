@@ -16,6 +16,11 @@ Design decisions:
   than read from the wrong place. Files are read whole per page; they are at most
   MAX_EVAL_JSON_BYTES (what RecordEval accepts). A page also ends after MAX_PAGE_BYTES
   of rows (always holding at least one), so a page of long answers fits a message too.
+- Parsing is per file version, not per call: a file's summary (small) and the rows of the
+  last few files read (large) are cached under its path, modification time and size.
+  Every GetModel summarises every file of the model and a client reads a run page by
+  page, so without it each call re-parsed megabytes; a file rewritten (RecordEval) has
+  a new key, so what GetModel shows is still read when it is asked for.
 - Summaries are newest first: run file names begin with the run's UTC time.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +43,19 @@ MAX_PAGE_SIZE = 1000
 MAX_PAGE_BYTES = 2 * 1024 * 1024  # a page of long rows ends early, far below gRPC's 4 MiB
 
 
-def _read(path: Path) -> dict | None:
-    """The file's JSON when it is a results file (an object with an `items` list)."""
+def _version(path: Path) -> tuple[Path, int, int] | None:
+    """The cache key of the file as it is now; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=4)  # whole files: the few runs being inspected or compared
+def _read(path: Path, mtime_ns: int, size: int) -> dict | None:
+    """The file's JSON when it is a results file (an object with an `items` list); callers
+    share the result, so they must not change it."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -46,6 +63,20 @@ def _read(path: Path) -> dict | None:
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         return None
     return data
+
+
+@functools.lru_cache(maxsize=4096)
+def _summary_bytes(path: Path, mtime_ns: int, size: int) -> bytes | None:
+    data = _read(path, mtime_ns, size)
+    return None if data is None else summary(path.name, data).SerializeToString()
+
+
+def read_summary(path: Path) -> chat_pb2.EvalSummary | None:
+    """The summary of one results file anywhere (a run folder's results.json, or one in
+    evals/), as a message of its own: callers may change it."""
+    version = _version(path)
+    found = None if version is None else _summary_bytes(*version)
+    return None if found is None else chat_pb2.EvalSummary.FromString(found)
 
 
 def _number(value) -> float | None:
@@ -90,18 +121,8 @@ def summaries(folder: Path) -> list[chat_pb2.EvalSummary]:
     evals_dir = folder / "evals"
     if not evals_dir.is_dir():
         return []
-    found = []
-    for path in sorted(evals_dir.glob("*.json"), reverse=True):
-        data = _read(path)
-        if data is not None:
-            found.append(summary(path.name, data))
-    return found
-
-
-def read_summary(path: Path) -> chat_pb2.EvalSummary | None:
-    """The summary of one results file anywhere (a run folder's results.json)."""
-    data = _read(path)
-    return None if data is None else summary(path.name, data)
+    found = (read_summary(path) for path in sorted(evals_dir.glob("*.json"), reverse=True))
+    return [s for s in found if s is not None]
 
 
 @dataclass(frozen=True)
@@ -140,12 +161,13 @@ def rows_page(folder: Path, model: str, name: str, page_size: int, token: str) -
     validate_eval_name(name)
     offset = _offset(name, token)
     path = folder / "evals" / name
-    if not path.is_file():
+    version = _version(path) if path.is_file() else None
+    if version is None:
         raise RequestError(
             grpc.StatusCode.NOT_FOUND,
             f"name: model `{model}` has no eval result {name!r}; GetModel lists its eval_summaries",
         )
-    data = _read(path)
+    data = _read(*version)
     if data is None:
         raise RequestError(
             grpc.StatusCode.FAILED_PRECONDITION,

@@ -144,15 +144,15 @@ def test_full_queue_is_resource_exhausted(tiny_server):
     assert wait_for(lambda: metric_value(tiny_server, "chatforge_active_streams") == 0)
 
 
-def test_list_and_get_models(tiny_server, tiny_model_dir):
+def test_list_and_get_models(tiny_server, tiny_model_dir, tiny_evals_dir):
     (tiny_model_dir / "run.json").write_text(json.dumps({"command": "test", "steps": 2}))
     (tiny_model_dir / "metrics.jsonl").write_text(
         '{"step": 1, "epoch": 0.5, "train_loss": 5.5, "lr": 0.001}\n'
         '{"step": 2, "epoch": 1.0, "train_loss": 5.1, "val_loss": 5.3}\n'
         '{"step": 3, "train_loss": \n'  # a half-written last line is skipped
     )
-    (tiny_model_dir / "evals").mkdir(exist_ok=True)
-    (tiny_model_dir / "evals" / "smoke.json").write_text('{"suite": "smoke", "items": []}')
+    tiny_evals_dir.mkdir(exist_ok=True)
+    (tiny_evals_dir / "smoke.json").write_text('{"suite": "smoke", "items": []}')
     with ChatClient(tiny_server.target) as client:
         listing = client.list_models()
         card = client.get_model("tiny")

@@ -44,13 +44,10 @@ def stored_choice_runs(tiny_server, eval_corpus, tiny_evals_dir, tmp_path):
 
 
 def test_evals_tab_runs_smoke_and_shows_stored_runs(
-    page, ui, tiny_server, stored_choice_runs, tiny_evals_dir, artifacts_dir
+    page, ui, stored_choice_runs, tiny_evals_dir, artifacts_dir
 ):
-    with ChatClient(tiny_server.target) as client:  # these two, and any other test's stored runs
-        stored = sum(len(client.get_model(m).eval_summaries) for m in ("tiny", "tiny-b"))
-    assert stored >= len(stored_choice_runs)
     open_tab(page, ui, "Evals")
-    expect(page.locator("#evals-status")).to_contain_text(f"2 models served, {stored} stored runs")
+    expect(page.locator("#evals-status")).to_contain_text("2 models served, 2 stored runs")
     # before any run: the tables' real headers (no "1 2 3")
     expect(page.locator("#evals-metrics th").first).to_contain_text("model")
     expect(page.locator("#evals-items thead")).to_contain_text("reference")

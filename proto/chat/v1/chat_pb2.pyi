@@ -223,16 +223,8 @@ class TrainingMetric(_message.Message):
     flops: float
     def __init__(self, step: _Optional[int] = ..., epoch: _Optional[float] = ..., tokens_seen: _Optional[int] = ..., train_loss: _Optional[float] = ..., val_loss: _Optional[float] = ..., lr: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., flops: _Optional[float] = ...) -> None: ...
 
-class EvalResult(_message.Message):
-    __slots__ = ("name", "results_json")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    RESULTS_JSON_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    results_json: str
-    def __init__(self, name: _Optional[str] = ..., results_json: _Optional[str] = ...) -> None: ...
-
 class ModelCard(_message.Message):
-    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "evals", "default_sampling", "default_sampling_note", "lineage", "eval_summaries")
+    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "default_sampling", "default_sampling_note", "lineage", "eval_summaries")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -247,7 +239,6 @@ class ModelCard(_message.Message):
     BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
     RUN_JSON_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
-    EVALS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_SAMPLING_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_SAMPLING_NOTE_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
@@ -266,12 +257,11 @@ class ModelCard(_message.Message):
     base_model: str
     run_json: str
     metrics: _containers.RepeatedCompositeFieldContainer[TrainingMetric]
-    evals: _containers.RepeatedCompositeFieldContainer[EvalResult]
     default_sampling: SamplingParams
     default_sampling_note: str
     lineage: _containers.RepeatedCompositeFieldContainer[TrainingStage]
     eval_summaries: _containers.RepeatedCompositeFieldContainer[EvalSummary]
-    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., evals: _Optional[_Iterable[_Union[EvalResult, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., eval_summaries: _Optional[_Iterable[_Union[EvalSummary, _Mapping]]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., eval_summaries: _Optional[_Iterable[_Union[EvalSummary, _Mapping]]] = ...) -> None: ...
 
 class TrainingStage(_message.Message):
     __slots__ = ("name", "kind", "metrics", "run_json")
