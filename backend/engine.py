@@ -143,6 +143,15 @@ class Generation:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    def push(self, token: int) -> None:
+        """An engine hands the consumer one generated token id."""
+        self._events.put(token)
+
+    def close(self, reason: FinishReason, error: BaseException | None = None) -> None:
+        """An engine ends the stream; `error` (a failed step) reaches the consumer as
+        `EngineError`."""
+        self._events.put(_Finished(reason, error))
+
     def _end(self, item: _Finished) -> None:
         self.finish_reason = item.reason
         if item.error is not None:
@@ -774,7 +783,7 @@ class Engine:
     def _append(self, seq: _Seq, token: int) -> FinishReason | None:
         if token in self.eos_token_ids:
             return FinishReason.STOP
-        seq.owner._events.put(token)
+        seq.owner.push(token)
         seq.produced += 1
         seq.tokens.append(token)
         if seq.presence is not None:
@@ -802,7 +811,7 @@ class Engine:
         if isinstance(owner, Generation):
             # A stopping engine ends streams as cancelled, not as failed.
             failure = None if isinstance(error, EngineStoppedError) else error
-            owner._events.put(_Finished(reason, failure))
+            owner.close(reason, failure)
             return
         scoring = owner.scoring
         if scoring._future.done():
