@@ -11,23 +11,35 @@ Design decisions:
   The runner owns the preallocated KV cache; this module owns its bookkeeping: fixed-size
   blocks with reference counts (`BlockPool`), a block table per sequence, and the slots
   every step writes and reads.
-- Memory is reserved at admission: a sequence is admitted only when the blocks for its
-  whole prompt plus `max_tokens` can be had, so a running sequence never runs out of cache
-  and nothing is ever preempted; a request waits in the queue while the cache is full, and
-  one that could never fit is refused at submit with the numbers.
-- Prefix reuse by block hashing: a full block is published under a hash chained over every
-  token before it (and the adapter, whose keys differ), and a new sequence starts from the
-  longest run of published blocks matching its prompt: the system prompt, the retrieval
-  instruction, the previous turn of a conversation (generated blocks are published too).
-  Unreferenced published blocks stay cached and are evicted least recently used first.
-- Answers do not depend on the batch: the runner computes each row with kernels whose
-  results do not depend on the other rows, sampling is per row with a per-request
-  `torch.Generator`, and the repetition penalty reads a per-sequence presence mask (no
-  per-token work that grows with the sequence).
+- Memory grows with the sequence, as in vLLM: admission takes the blocks of the prompt
+  (or of its first chunk), and a sequence takes a block each time it reaches one. When
+  none is free, the newest running sequence is preempted: its blocks go back (published
+  ones stay in the prefix cache), it waits first in line and recomputes when readmitted,
+  and its stream only pauses. So the oldest sequence always progresses, and `max_tokens`
+  costs nothing until it is used. A request that does not fit yet does not block the line:
+  later ones that fit go ahead, until `max_batch_size` of them have passed it; then it
+  holds the line until it fits, so it cannot starve. One that could never fit is refused
+  at submit with the numbers.
+- Prefix reuse by block keys: a full block is published under a BLAKE2 digest chained
+  over every token before it (and the adapter, whose K/V differ), and a new sequence
+  starts from the longest run of published blocks matching its tokens: the system prompt,
+  the retrieval instruction, the previous turn of a conversation (generated blocks are
+  published too). A digest, not Python's `hash`, because a colliding key would hand a
+  sequence another prefix's K/V. Unreferenced published blocks stay cached and are
+  evicted least recently used first.
+- Whether answers depend on the batch is the runner's choice (`deterministic` in
+  models.yaml: row-invariant products, several times slower at one stream); the engine's
+  own part never depends on it: sampling is per row with a per-request `torch.Generator`
+  (backend/sampling.py), and the repetition penalty reads a per-sequence presence mask.
 - It knows nothing of chat formats, text, gRPC or HTTP. Stop strings are text, so the
   caller matches them and cancels; cancellation is checked before every step and frees
-  the sequence's blocks at once. A failed step is retried row by row, so only the request
-  at fault ends, with `EngineError` naming its id; the loop carries on.
+  the sequence's blocks at once.
+- Failures: a failed step is retried row by row from the state before it (no sequence
+  changes until its forward pass and sampling have succeeded; generator draws are
+  undone), so only the request at fault ends, with `EngineError` naming its id, and the
+  loop carries on. If the loop itself breaks, the engine refuses new work, ends every
+  request with that error and calls `on_failure` (the server turns its health to
+  NOT_SERVING): a stream never hangs on a dead thread.
 - Scoring (log-likelihoods for evals) shares the scheduler: the context is computed once
   as a prefill-only sequence whose blocks are published, then every continuation is a
   sequence that reuses them, chunked under the same token budget as any prompt, so a
@@ -36,11 +48,13 @@ Design decisions:
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import concurrent.futures
 import enum
 import functools
+import hashlib
 import itertools
 import logging
 import math
@@ -289,29 +303,28 @@ class StepStats:
 
 
 class BlockPool:
-    """Reference-counted KV blocks; published full blocks stay findable by hash until
-    evicted, least recently used first, when a fresh block is needed."""
+    """Reference-counted KV blocks; published full blocks stay findable by their chain key
+    until evicted, least recently used first, when a fresh block is needed."""
 
     def __init__(self, num_blocks: int) -> None:
         self.num_blocks = num_blocks
         self.refs = [0] * num_blocks
-        self.hash_of: list[int | None] = [None] * num_blocks
+        self.key_of: list[bytes | None] = [None] * num_blocks
         self.tokens_of: list[tuple[int, ...]] = [()] * num_blocks
-        self.by_hash: dict[int, int] = {}
+        self.by_key: dict[bytes, int] = {}
         self.plain: collections.deque[int] = collections.deque(range(num_blocks))
         self.cached: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self.reserved = 0
 
     @property
     def available(self) -> int:
-        return len(self.plain) + len(self.cached) - self.reserved
+        return len(self.plain) + len(self.cached)
 
     @property
     def in_use(self) -> int:
         return self.num_blocks - len(self.plain) - len(self.cached)
 
-    def find(self, key: int, tokens: tuple[int, ...]) -> int | None:
-        block = self.by_hash.get(key)
+    def find(self, key: bytes, tokens: tuple[int, ...]) -> int | None:
+        block = self.by_key.get(key)
         return block if block is not None and self.tokens_of[block] == tokens else None
 
     def share(self, block: int) -> None:
@@ -320,31 +333,41 @@ class BlockPool:
         self.refs[block] += 1
 
     def allocate(self) -> int:
-        """A fresh block out of this caller's reservation."""
+        """A fresh block: a never-published one first, else the least recently used."""
         if self.plain:
             block = self.plain.popleft()
         else:
             block, _ = self.cached.popitem(last=False)
-            key = self.hash_of[block]
-            if self.by_hash.get(key) == block:
-                del self.by_hash[key]
-            self.hash_of[block], self.tokens_of[block] = None, ()
-        self.reserved -= 1
+            key = self.key_of[block]
+            if self.by_key.get(key) == block:
+                del self.by_key[key]
+            self.key_of[block], self.tokens_of[block] = None, ()
         self.refs[block] = 1
         return block
 
-    def publish(self, block: int, key: int, tokens: tuple[int, ...]) -> None:
-        if key not in self.by_hash:
-            self.by_hash[key] = block
-            self.hash_of[block], self.tokens_of[block] = key, tokens
+    def publish(self, block: int, key: bytes, tokens: tuple[int, ...]) -> None:
+        if key not in self.by_key:
+            self.by_key[key] = block
+            self.key_of[block], self.tokens_of[block] = key, tokens
 
     def release(self, block: int) -> None:
         self.refs[block] -= 1
         if self.refs[block] == 0:
-            if self.hash_of[block] is None:
+            if self.key_of[block] is None:
                 self.plain.append(block)
             else:
                 self.cached[block] = None  # most recently used last
+
+
+def root_key(adapter: str | None) -> bytes:
+    """The chain key before a sequence's first block: adapters' K/V differ, so do keys."""
+    return hashlib.blake2b(repr(adapter).encode(), digest_size=16).digest()
+
+
+def chain_key(parent: bytes, tokens: Sequence[int]) -> bytes:
+    """A block's key: a cryptographic digest over its parent's key and its own tokens, so
+    two different prefixes never share a key (Python's `hash` of a tuple may collide)."""
+    return hashlib.blake2b(parent + array.array("q", tokens).tobytes(), digest_size=16).digest()
 
 
 # Sequences -----------------------------------------------------------------------------
@@ -356,22 +379,30 @@ class _Seq:
 
     tokens: list[int]
     adapter: str | None
-    capacity: int  # most tokens it can reach: blocks are reserved for them at admission
+    capacity: int  # most tokens it can reach (prompt plus max_tokens, within the context)
     logits_from: int  # first position whose next-token logits are wanted
     owner: Generation | _ScoreTask
     submitted: float
     blocks: list[int] = field(default_factory=list)
     slots: torch.Tensor | None = None  # cache slot of every position, filled per block
     computed: int = 0  # positions whose K/V are in the cache
-    reserved: int = 0  # blocks reserved and not yet allocated
     published: int = 0  # leading blocks published to the prefix cache
-    chain: int = 0  # hash over every published block
+    chain: bytes = b""  # key of the last published block
     produced: int = 0
     generator: torch.Generator | None = None
     presence: torch.Tensor | None = None  # tokens seen, for the repetition penalty
     part: int = -1  # scoring: which continuation (-1: the shared context)
     logprob: float = 0.0  # scoring: running sum over the continuation
     greedy: bool = True
+    passed_by: int = 0  # later requests admitted while this one did not fit
+
+    @property
+    def wanted_from(self) -> int:
+        """The first position whose logits this sequence still needs: a prefix-cache hit
+        may cover everything before it."""
+        if isinstance(self.owner, Generation):
+            return len(self.tokens) - 1
+        return self.logits_from
 
 
 @dataclass(eq=False)
@@ -385,8 +416,21 @@ class _ScoreTask:
         return self.scoring.cancelled
 
 
+@dataclass
+class _Outcome:
+    """What one step computed for one sequence, before any of it is recorded."""
+
+    seq: _Seq
+    tokens: int
+    logprob: float = 0.0
+    greedy: bool = True
+    token: int | None = None  # a generation's sampled token
+
+
 class Engine:
     """Owns one model runner and its KV cache; runs the step loop on a background thread."""
+
+    supports_score = True
 
     def __init__(
         self,
@@ -396,6 +440,7 @@ class Engine:
         config: EngineConfig = EngineConfig(),
         adapter_names: Sequence[str] = (),
         on_step: Callable[[StepStats], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         if config.max_batch_tokens < config.max_batch_size:
             raise ValueError(
@@ -411,10 +456,13 @@ class Engine:
         self.eos_token_ids = frozenset(eos_token_ids)
         self.context_length = context_length
         self.on_step = on_step
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None  # what stopped the step loop for good
+        self.preemptions = 0
         self.pool = BlockPool(runner.num_blocks)
         self._incoming: collections.deque = collections.deque()
         self._waiting: collections.deque[_Seq] = collections.deque()
-        self._running: list[_Seq] = []
+        self._running: list[_Seq] = []  # in order of admission: the newest is preempted first
         self._wakeup = threading.Condition()
         self._ids = itertools.count()
         self._stopping = threading.Event()
@@ -499,6 +547,11 @@ class Engine:
 
     def _enqueue(self, *seqs: _Seq) -> None:
         with self._wakeup:
+            if self.failure is not None:
+                raise EngineStoppedError(
+                    f"the engine failed and serves no more requests ({self.failure!r}); "
+                    "the server reports NOT_SERVING until it is restarted"
+                )
             if self._stopping.is_set():
                 raise EngineStoppedError("the engine is shutting down")
             waiting = len(self._incoming) + len(self._waiting)
@@ -531,6 +584,13 @@ class Engine:
     # The step loop ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the loop itself broke: no request may hang on it
+            log.exception("the engine's step loop failed; ending every request for good")
+            self._fail_for_good(exc)
+
+    def _loop(self) -> None:
         with torch.inference_mode():
             while True:
                 with self._wakeup:
@@ -549,6 +609,27 @@ class Engine:
                 except Exception as exc:  # a bug here must end streams, not hang them
                     log.exception("engine step failed; ending every request in flight")
                     self._end_all(exc)
+
+    def _fail_for_good(self, error: BaseException) -> None:
+        """Refuse new work, then end every request one by one, each on its own: a request
+        whose ending fails too must not keep the others waiting."""
+        with self._wakeup:
+            self.failure = error
+            self._stopping.set()
+            seqs = [*self._running, *self._waiting, *self._incoming]
+            self._running, self._incoming = [], collections.deque()
+            self._waiting.clear()
+        for seq in seqs:
+            try:
+                owner = seq.owner
+                if isinstance(owner, Generation):
+                    owner.close(FinishReason.CANCELLED, error)
+                elif not owner.scoring._future.done():
+                    owner.scoring._settle(error=error)
+            except Exception:
+                log.exception("could not end request %s", _request_id(seq))
+        if self.on_failure is not None:
+            self.on_failure(error)
 
     def _end_all(self, error: BaseException) -> None:
         for seq in [*self._running, *self._waiting]:
@@ -596,81 +677,137 @@ class Engine:
             )
 
     def _run_plan(self, plan: list[tuple[_Seq, int]]) -> None:
-        batch, wanted = self._build(plan)
-        self._advance(plan, wanted, self.runner.forward(batch))
+        """One forward pass over `plan`, then its results recorded. Nothing about a
+        sequence changes until the forward pass and the sampling have both succeeded, and
+        the generators' draws are undone if they did not, so a retried row starts from the
+        same state as the failed step did."""
+        states = [(seq, seq.generator.get_state()) for seq, _ in plan if seq.generator]
+        try:
+            batch, wanted = self._build(plan)
+            outcomes = self._compute(plan, wanted, self.runner.forward(batch))
+        except Exception:
+            for seq, state in states:
+                seq.generator.set_state(state)
+            raise
+        self._record(outcomes)
 
     def _fail(self, seq: _Seq, error: BaseException) -> None:
         if seq in self._running:
             self._running.remove(seq)
         self._finish(seq, FinishReason.CANCELLED, error)
 
+    # Scheduling ------------------------------------------------------------------------
+
     def _schedule(self) -> tuple[list[tuple[_Seq, int]], list[_Seq], int, int]:
         """This step's (sequence, tokens) pairs: every decoding sequence, then prefill
-        chunks of running and newly admitted sequences, within the token budget."""
+        chunks of running and newly admitted sequences, within the token budget. Blocks
+        are allocated as a sequence reaches them; when none is left, the newest running
+        sequence is preempted (vLLM's recompute preemption), so the oldest always
+        progresses."""
         budget = self.config.max_batch_tokens
         plan: list[tuple[_Seq, int]] = []
-        for seq in self._running:
-            if len(seq.tokens) - seq.computed == 1:
+        for seq in [s for s in self._running if len(s.tokens) - s.computed == 1]:
+            if seq in self._running and self._grow(seq, seq.computed + 1, plan):
                 plan.append((seq, 1))
                 budget -= 1
-        for seq in self._running:
+        for seq in list(self._running):
             need = len(seq.tokens) - seq.computed
-            if need > 1 and budget > 0:
-                plan.append((seq, min(need, budget)))
-                budget -= plan[-1][1]
+            if need > 1 and budget > 0 and seq in self._running:
+                n = min(need, budget)
+                if self._grow(seq, seq.computed + n, plan):
+                    plan.append((seq, n))
+                    budget -= n
+        budget = self.config.max_batch_tokens - sum(n for _, n in plan)
         admitted: list[_Seq] = []
         queried = hits = 0
-        while self._waiting and len(self._running) < self.config.max_batch_size and budget > 0:
-            seq = self._waiting[0]
-            matched = self._admit(seq)
-            if matched is None:
-                break  # first come, first served: wait for blocks to free up
-            self._waiting.popleft()
-            self._running.append(seq)
+        passed: list[_Seq] = []  # waiting requests that did not fit, oldest first
+        for seq in list(self._waiting):
+            if len(self._running) >= self.config.max_batch_size or budget <= 0:
+                break
+            matched, chain = self._match(seq)
+            n = min(len(seq.tokens) - len(matched) * self.block_size, budget)
+            need = math.ceil((len(matched) * self.block_size + n) / self.block_size)
+            need -= len(matched)
+            revived = sum(1 for b in matched if self.pool.refs[b] == 0)
+            if self.pool.available - revived < need:
+                if seq.passed_by >= self.config.max_batch_size:
+                    break  # passed over often enough: it holds the line until it fits
+                passed.append(seq)
+                continue
+            for earlier in passed:
+                earlier.passed_by += 1
+            self._waiting.remove(seq)
+            self._admit(seq, matched, chain)
             admitted.append(seq)
             queried += len(seq.tokens)
-            hits += matched
+            hits += seq.computed
             if seq.computed == len(seq.tokens):  # a scoring context found whole in the cache
-                self._running.remove(seq)
                 self._finish(seq, FinishReason.STOP)
                 continue
-            n = min(len(seq.tokens) - seq.computed, budget)
+            self._running.append(seq)
+            self._grow(seq, seq.computed + n, plan)
             plan.append((seq, n))
             budget -= n
         return plan, admitted, queried, hits
 
-    def _admit(self, seq: _Seq) -> int | None:
-        """Reuse the longest published prefix and reserve the rest; None if it cannot fit
-        yet. Returns the number of prompt tokens found in the prefix cache."""
+    def _grow(self, seq: _Seq, end: int, plan: list[tuple[_Seq, int]]) -> bool:
+        """Blocks for `seq` up to position `end`, preempting newer sequences (and taking
+        them out of `plan`) when none is free; False if `seq` itself was preempted."""
+        while len(seq.blocks) * self.block_size < end:
+            if self.pool.available == 0:
+                victim = self._running[-1]
+                self._preempt(victim)
+                plan[:] = [(s, n) for s, n in plan if s is not victim]
+                if victim is seq:
+                    return False
+                continue
+            block = self.pool.allocate()
+            self._fill_slots(seq, len(seq.blocks), block)
+            seq.blocks.append(block)
+        return True
+
+    def _preempt(self, seq: _Seq) -> None:
+        """Free a running sequence's blocks and put it first in line; it recomputes its
+        tokens when readmitted (its published blocks usually come back from the prefix
+        cache), and its stream just waits meanwhile."""
+        self._running.remove(seq)
+        for block in seq.blocks:
+            self.pool.release(block)
+        seq.blocks, seq.slots, seq.computed, seq.published = [], None, 0, 0
+        seq.logprob, seq.greedy = 0.0, True  # a continuation's sum starts over
+        self._waiting.appendleft(seq)
+        self.preemptions += 1
+
+    def _match(self, seq: _Seq) -> tuple[list[int], bytes]:
+        """The longest run of published blocks matching the sequence's tokens (short of
+        the position whose logits are wanted), and the chain key after it."""
         size = self.block_size
-        # At least the position whose logits are wanted must be computed.
-        limit = seq.logits_from // size if self.config.prefix_cache else 0
-        root = hash(("adapter", seq.adapter))
+        root = root_key(seq.adapter)
+        limit = seq.wanted_from // size if self.config.prefix_cache else 0
         matched, chain = [], root
         for index in range(limit):
             tokens = tuple(seq.tokens[index * size : (index + 1) * size])
-            key = hash((chain, tokens))
+            key = chain_key(chain, tokens)
             block = self.pool.find(key, tokens)
             if block is None:
                 break
             matched.append(block)
             chain = key
-        need = math.ceil(seq.capacity / size) - len(matched)
-        revived = sum(1 for b in matched if self.pool.refs[b] == 0)
-        if self.pool.available - revived < need:
-            return None
+        return matched, chain
+
+    def _admit(self, seq: _Seq, matched: list[int], chain: bytes) -> None:
+        """Take the matched blocks and set the sequence up to run."""
+        size = self.block_size
         for block in matched:
             self.pool.share(block)
-        self.pool.reserved += need
-        seq.reserved = need
-        seq.blocks = matched
+        seq.blocks = list(matched)
         seq.slots = torch.empty(seq.capacity, dtype=torch.long)
         for index, block in enumerate(matched):
             self._fill_slots(seq, index, block)
         seq.computed = len(matched) * size
         seq.published = len(matched)
-        seq.chain = chain if matched else root
-        if isinstance(seq.owner, Generation):
+        seq.chain = chain
+        if isinstance(seq.owner, Generation) and seq.generator is None:  # not a readmission
             config = seq.owner.config
             seq.generator = make_generator(config.seed, self.device)
             if config.repetition_penalty != 1.0:
@@ -678,13 +815,14 @@ class Engine:
                 seq.presence[torch.tensor(seq.tokens)] = True
             seq.owner.queued_seconds = time.monotonic() - seq.submitted
             seq.owner.cached_tokens = seq.computed
-        return seq.computed
 
     def _fill_slots(self, seq: _Seq, index: int, block: int) -> None:
         size = self.block_size
         start = index * size
         end = min(start + size, seq.capacity)
         seq.slots[start:end] = torch.arange(block * size, block * size + end - start)
+
+    # One step --------------------------------------------------------------------------
 
     def _build(self, plan: list[tuple[_Seq, int]]) -> tuple[StepBatch, list[list[int]]]:
         """The packed step, and for each planned sequence the positions whose logits the
@@ -695,11 +833,6 @@ class Engine:
         adapters: list[str] | None = [] if self.adapter_names else None
         for seq, n in plan:
             start, end = seq.computed, seq.computed + n
-            while len(seq.blocks) * self.block_size < end:
-                block = self.pool.allocate()
-                seq.reserved -= 1
-                self._fill_slots(seq, len(seq.blocks), block)
-                seq.blocks.append(block)
             row = len(token_ids)
             token_ids.extend(seq.tokens[start:end])
             positions.extend(range(start, end))
@@ -744,38 +877,50 @@ class Engine:
         )
         return batch, wanted
 
-    def _advance(self, plan, wanted: list[list[int]], logits: torch.Tensor) -> None:
-        """Record what the step computed, sample the next tokens, finish what is done."""
+    def _compute(self, plan, wanted: list[list[int]], logits: torch.Tensor) -> list[_Outcome]:
+        """Score continuations and sample next tokens from the step's logits, changing no
+        sequence yet."""
         offset = 0
-        sampling: list[tuple[_Seq, torch.Tensor]] = []
+        outcomes: list[_Outcome] = []
+        sampling: list[tuple[_Outcome, torch.Tensor]] = []
         for (seq, n), want in zip(plan, wanted, strict=True):
-            seq.computed += n
-            self._publish_full_blocks(seq)
+            outcome = _Outcome(seq, n)
+            outcomes.append(outcome)
             rows = logits[offset : offset + len(want)]
             offset += len(want)
-            if isinstance(seq.owner, Generation):
-                if want:
-                    sampling.append((seq, rows[0]))
+            if not want:
                 continue
-            if want:
-                targets = torch.tensor([seq.tokens[p + 1] for p in want], device=rows.device)
-                logprobs = torch.log_softmax(rows, dim=-1)
-                seq.logprob += float(logprobs.gather(1, targets[:, None]).sum())
-                seq.greedy = seq.greedy and bool((logprobs.argmax(-1) == targets).all())
-            if seq.computed == len(seq.tokens):
-                self._running.remove(seq)
-                self._finish(seq, FinishReason.STOP)
-        if not sampling:
-            return
-        seqs = [seq for seq, _ in sampling]
-        tokens = sample_rows(
-            torch.stack([row for _, row in sampling]),
-            [seq.owner.config for seq in seqs],
-            [seq.generator for seq in seqs],
-            [seq.presence for seq in seqs],
-        )
-        for seq, token in zip(seqs, tokens, strict=True):
-            reason = self._append(seq, token)
+            if isinstance(seq.owner, Generation):
+                sampling.append((outcome, rows[0]))
+                continue
+            targets = torch.tensor([seq.tokens[p + 1] for p in want], device=rows.device)
+            logprobs = torch.log_softmax(rows, dim=-1)
+            outcome.logprob = float(logprobs.gather(1, targets[:, None]).sum())
+            outcome.greedy = bool((logprobs.argmax(-1) == targets).all())
+        if sampling:
+            seqs = [outcome.seq for outcome, _ in sampling]
+            tokens = sample_rows(
+                torch.stack([row for _, row in sampling]),
+                [seq.owner.config for seq in seqs],
+                [seq.generator for seq in seqs],
+                [seq.presence for seq in seqs],
+            )
+            for (outcome, _), token in zip(sampling, tokens, strict=True):
+                outcome.token = token
+        return outcomes
+
+    def _record(self, outcomes: list[_Outcome]) -> None:
+        """Apply what a step computed: positions, published blocks, tokens, endings."""
+        for outcome in outcomes:
+            seq = outcome.seq
+            seq.computed += outcome.tokens
+            self._publish_full_blocks(seq)
+            if isinstance(seq.owner, Generation):
+                reason = None if outcome.token is None else self._append(seq, outcome.token)
+            else:
+                seq.logprob += outcome.logprob
+                seq.greedy = seq.greedy and outcome.greedy
+                reason = FinishReason.STOP if seq.computed == len(seq.tokens) else None
             if reason is not None:
                 self._running.remove(seq)
                 self._finish(seq, reason)
@@ -797,16 +942,15 @@ class Engine:
         while (seq.published + 1) * size <= seq.computed:
             index = seq.published
             tokens = tuple(seq.tokens[index * size : (index + 1) * size])
-            seq.chain = hash((seq.chain, tokens))
+            seq.chain = chain_key(seq.chain, tokens)
             self.pool.publish(seq.blocks[index], seq.chain, tokens)
             seq.published += 1
 
     def _finish(self, seq: _Seq, reason: FinishReason, error: BaseException | None = None) -> None:
-        """Return the sequence's blocks and reservation; tell its owner."""
+        """Return the sequence's blocks; tell its owner."""
         for block in seq.blocks:
             self.pool.release(block)
-        self.pool.reserved -= seq.reserved
-        seq.blocks, seq.reserved = [], 0
+        seq.blocks = []
         owner = seq.owner
         if isinstance(owner, Generation):
             # A stopping engine ends streams as cancelled, not as failed.
@@ -829,3 +973,8 @@ class Engine:
             owner.pending -= 1
             if owner.pending == 0:
                 scoring._settle(owner.results)
+
+
+def _request_id(seq: _Seq) -> str:
+    owner = seq.owner
+    return owner.request_id if isinstance(owner, Generation) else owner.scoring.request_id

@@ -179,15 +179,17 @@ def build_engine(
     kv_cache_mb: int = 1024,
     adapter_names: list[str] | None = None,
     on_step: Callable[[StepStats], None] | None = None,
+    deterministic: bool = False,
 ) -> Engine:
-    """A batching engine over `model`, with a KV cache of at most `kv_cache_mb`."""
+    """A batching engine over `model`, with a KV cache of at most `kv_cache_mb`;
+    `deterministic`: answers identical alone and batched (backend/paged_llama.py)."""
     config = config or EngineConfig()
     dtype = next(model.parameters()).dtype
     dtype = dtype if dtype.is_floating_point else torch.float32
     per_block = PagedLlama.bytes_per_block(model, BLOCK_SIZE, dtype)
     useful = 2 * config.max_batch_size * math.ceil(context_length / BLOCK_SIZE)
     blocks = min(kv_cache_mb * 2**20 // per_block, useful)
-    runner = PagedLlama(model.eval(), num_blocks=max(blocks, 1), block_size=BLOCK_SIZE)
+    runner = PagedLlama(model.eval(), max(blocks, 1), BLOCK_SIZE, deterministic)
     return Engine(runner, eos_ids, context_length, config, adapter_names or [], on_step=on_step)
 
 
@@ -198,7 +200,7 @@ def group_key(spec: ModelSpec) -> tuple:
     if spec.adapter:
         settings = (spec.dtype, spec.quantization, spec.device, spec.max_context)
         engine = (spec.max_queue, spec.max_batch_size, spec.max_batch_tokens, spec.kv_cache_mb)
-        return ("base", spec.base, *settings, *engine, spec.prefix_cache)
+        return ("base", spec.base, *settings, *engine, spec.prefix_cache, spec.deterministic)
     return ("model", spec.name)
 
 
@@ -246,6 +248,7 @@ def _load_group(
         kv_cache_mb,
         [a.name for a in adapters],
         on_step=functools.partial(on_step, base.name) if on_step else None,
+        deterministic=base.deterministic,
     )
     codec = TextCodec(tokenizer)
     loaded = [] if base.adapter else [

@@ -14,15 +14,21 @@ Design decisions:
 - The KV cache is preallocated once: per layer, keys and values for `num_blocks x
   block_size` token slots. The engine decides which slot each token's K/V goes to (its
   block table); this module only writes and gathers slots, it never allocates.
-- Answers must not depend on the batch. Matrix kernels pick their reduction order by the
-  number of rows, so a row computed in a batch of 1 and in a batch of 40 can differ in the
-  last bits, and greedy decoding can then diverge. Each linear therefore runs over row
-  blocks of at most `ROW_BLOCK` rows, and the last block is padded to a row count whose
-  rows come out bit for bit as in a full block (tests/test_batching.py). Which counts
-  those are depends on the BLAS library, the CPU and the dtype (here, MKL on AVX2: 12 to
-  16 rows in fp32, any count in bf16), so `RowPadding` measures it once per model with the
-  model's own products (about a second) instead of assuming it. The step is padded once,
-  not each product.
+- Answers may depend on the batch unless the model asks otherwise (`deterministic: true`
+  in models.yaml), as vLLM's batch-invariant mode and SGLang's deterministic inference
+  are opt-in. By default each linear runs once over the step's rows, so one stream
+  computes one row. Matrix kernels pick their reduction order by the number of rows, so a
+  row computed in a batch of 1 and in a batch of 40 can differ in the last bits, and
+  greedy decoding can then diverge in a late token. In deterministic mode each linear
+  runs over row blocks of at most `ROW_BLOCK` rows, and the last block is padded to a row
+  count whose rows come out bit for bit as in a full block (tests/test_batching.py).
+  Which counts those are depends on the BLAS library, the CPU and the dtype (here, MKL on
+  AVX2: 12 to 16 rows in fp32, any count in bf16), so `RowPadding` measures it once per
+  model with the model's own products (about a second) instead of assuming it; one
+  stream then pays for 12 rows. The step is padded once, not each product.
+- The kernel for plain products is measured too (`KernelChoice`): MKL's weight-major
+  orientation (weight @ x.T) is faster for a few rows against a wide weight, `F.linear`
+  for many; the crossing point is found at load with the model's own widest product.
 - Projections of one input run as one product where they can: q/k/v, and the MLP's gate and
   up, when they are plain float `nn.Linear`s (no LoRA, no quantized weight). Their weights
   become views of one concatenated tensor, so the transformers model still works and no
@@ -36,6 +42,7 @@ Design decisions:
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 
 import torch
@@ -93,6 +100,46 @@ def _weight_major(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return torch.mm(module.weight, x.t()).t()
 
 
+def _plain_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, module.weight)
+
+
+class KernelChoice:
+    """Up to how many rows the weight-major kernel beats `F.linear` on this machine."""
+
+    TRIED = (1, 4, 16, 64, 256)
+
+    def __init__(self, weight_major_rows: int) -> None:
+        self.weight_major_rows = weight_major_rows
+
+    def __call__(self, module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        kernel = _weight_major if x.shape[0] <= self.weight_major_rows else _plain_linear
+        return kernel(module, x)
+
+    @classmethod
+    def measure(cls, module: torch.nn.Linear) -> KernelChoice:
+        """The largest tried row count at which weight-major is faster (median of 5)."""
+        generator = torch.Generator().manual_seed(0)
+        best = 0
+        for rows in cls.TRIED:
+            x = torch.randn(rows, module.in_features, generator=generator).to(module.weight)
+            if _median_seconds(_weight_major, module, x) < _median_seconds(
+                _plain_linear, module, x
+            ):
+                best = rows
+        return cls(best)
+
+
+def _median_seconds(kernel, module: torch.nn.Linear, x: torch.Tensor) -> float:
+    kernel(module, x)  # warm-up: first calls pay for allocation
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        kernel(module, x)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[2]
+
+
 class _Projection:
     """Linear layers that read the same input: one product when they can be fused."""
 
@@ -139,7 +186,9 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 class PagedLlama:
     """Runs packed steps of a Llama-family causal LM over its own preallocated KV cache."""
 
-    def __init__(self, model: torch.nn.Module, num_blocks: int, block_size: int) -> None:
+    def __init__(
+        self, model: torch.nn.Module, num_blocks: int, block_size: int, deterministic: bool = False
+    ) -> None:
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
         config = causal_lm.config
         if config.model_type not in SUPPORTED:
@@ -182,6 +231,14 @@ class PagedLlama:
         self.cos, self.sin = cos[0], sin[0]  # [context, head_dim]
         self.plain = {id(m) for m in causal_lm.modules() if _plain(m)}
         self.plain.update(id(p.fused) for p in self.qkv + self.gate_up if p.fused is not None)
+        self.deterministic = deterministic
+        widest = self.gate_up[0].modules_called()[0]
+        with torch.inference_mode():
+            measurable = not deterministic and id(widest) in self.plain
+            self.kernel = KernelChoice.measure(widest) if measurable else None
+            self.padding = self._measure_padding(model) if deterministic else None
+
+    def _measure_padding(self, model: torch.nn.Module) -> RowPadding:
         names = [*getattr(model, "peft_config", {}), "__base__"]
         names = (names * ROW_BLOCK)[:ROW_BLOCK]
         layer = self.layers[0]
@@ -192,13 +249,12 @@ class PagedLlama:
             layer.mlp.down_proj,
             self.lm_head,
         ]
-        with torch.inference_mode():
-            self.padding = RowPadding.measure(
-                [(functools.partial(self._linear, m, adapters=names), m.in_features)
-                 for m in products],
-                self.device,
-                self.dtype,
-            )  # fmt: skip
+        return RowPadding.measure(
+            [(functools.partial(self._linear, m, adapters=names), m.in_features)
+             for m in products],
+            self.device,
+            self.dtype,
+        )  # fmt: skip
 
     @staticmethod
     def bytes_per_block(model: torch.nn.Module, block_size: int, dtype: torch.dtype) -> int:
@@ -213,7 +269,7 @@ class PagedLlama:
     def forward(self, batch: StepBatch) -> torch.Tensor:
         """Write every token's K/V to its slot; return float32 logits for `logits_rows`."""
         tokens = batch.token_ids.shape[0]
-        rows = self.padding.rows(tokens)  # padding rows ride along and are never read back
+        rows = self._rows(tokens)  # padding rows ride along and are never read back
         adapters = batch.adapters
         if adapters is not None:
             adapters = adapters + ["__base__"] * (rows - tokens)
@@ -242,28 +298,34 @@ class PagedLlama:
         wanted = batch.logits_rows.numel()
         if wanted == 0:  # a prefill chunk that ends mid-prompt
             return torch.empty(0, self.vocab_size, device=self.device)
-        picked = _pad(self.norm(h[batch.logits_rows]), self.padding.rows(wanted))
+        picked = _pad(self.norm(h[batch.logits_rows]), self._rows(wanted))
         names = None
         if adapters is not None:
             names = [adapters[i] for i in batch.logits_rows.tolist()]
             names += ["__base__"] * (picked.shape[0] - wanted)
         return self._linear(self.lm_head, picked, names)[:wanted].float()
 
+    def _rows(self, rows: int) -> int:
+        return self.padding.rows(rows) if self.deterministic else rows
+
     def _linear(self, module, x: torch.Tensor, adapters: list[str] | None) -> torch.Tensor:
-        """`module(x)` over row blocks of at most `ROW_BLOCK` rows (see the module
-        docstring); `adapters` (a name per row) reach PEFT LoRA layers only."""
-        plain, lora = id(module) in self.plain, id(module) in self.lora
-        outs = []
-        for start in range(0, x.shape[0], ROW_BLOCK):
-            rows = x[start : start + ROW_BLOCK]
-            if plain:
-                outs.append(_weight_major(module, rows))
-            elif lora and adapters is not None:
-                names = adapters[start : start + rows.shape[0]]
-                outs.append(module(rows, adapter_names=names))
-            else:
-                outs.append(module(rows))
+        """`module(x)`, over row blocks of at most `ROW_BLOCK` rows in deterministic mode
+        (see the module docstring); `adapters` (a name per row) reach PEFT LoRA layers
+        only."""
+        if not self.deterministic:
+            return self._product(module, x, adapters)
+        outs = [
+            self._product(module, x[start : start + ROW_BLOCK], adapters, start)
+            for start in range(0, x.shape[0], ROW_BLOCK)
+        ]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _product(self, module, rows: torch.Tensor, adapters: list[str] | None, start: int = 0):
+        if id(module) in self.plain:
+            return (self.kernel or _weight_major)(module, rows)
+        if id(module) in self.lora and adapters is not None:
+            return module(rows, adapter_names=adapters[start : start + rows.shape[0]])
+        return module(rows)
 
     def _attention(self, q, keys, values, batch: StepBatch) -> torch.Tensor:
         # Zeros: padding rows get no attention output and stay finite.

@@ -23,6 +23,7 @@ models:
     max_batch_tokens: 256   # tokens per engine step (default 256 on CPU, 2048 on CUDA)
     kv_cache_mb: 1024       # KV cache preallocated at load (default 1024 CPU, 8192 CUDA)
     prefix_cache: true      # reuse the KV of shared prompt prefixes and earlier turns
+    deterministic: false    # true: answers identical alone and batched (several x slower)
 include:                   # more registry files, merged in; missing ones are skipped
   - runs/models.yaml
 collections:               # retrieval indexes built by `python -m backend ingest`
@@ -110,6 +111,9 @@ class ModelSpec(BaseModel):
     max_batch_tokens: int | None = Field(None, ge=1)
     kv_cache_mb: int | None = Field(None, ge=1)
     prefix_cache: bool = True
+    # Row-invariant products (backend/paged_llama.py): opt-in, it costs several times the
+    # speed of one stream.
+    deterministic: bool = False
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
 
     @model_validator(mode="after")

@@ -1,10 +1,11 @@
 """Next-token sampling: repetition penalty, temperature, top-k, top-p, seeded draws.
 
 Design decisions:
-- One function turns a logits row into a token id (`sample_next`), so the engine, the
-  benchmarks and the tests share the exact rule; `sample_rows` applies it to a step's rows,
-  with the greedy rows without a penalty (the common case) in one vectorised argmax. A row's
-  token never depends on the other rows: every reduction runs along its own vocabulary.
+- One function turns a step's [rows, vocab] logits into token ids (`sample_rows`), with
+  every control vectorised over the rows (a batch of 64 costs a few tensor calls, not 64
+  Python loops): the penalty as one `where` over the stacked presence masks, temperature
+  as a column, top-k and top-p as masks over one descending sort. A row's token never
+  depends on the other rows: every reduction runs along its own vocabulary.
 - Temperature 0 means greedy (argmax), not a division by zero; greedy ignores top-k/top-p
   but keeps the repetition penalty, as transformers' `generate` does.
 - The repetition penalty follows transformers (CTRL paper): positive logits are divided by
@@ -12,12 +13,15 @@ Design decisions:
   included. Matching it keeps greedy output identical to `model.generate`. The tokens seen
   are a boolean mask over the vocabulary, updated per token, so the work per step does not
   grow with the sequence.
-- Randomness comes from a per-request `torch.Generator`: the same seed gives the same
-  tokens whatever other requests run alongside.
+- Randomness comes from a per-request `torch.Generator`: each sampled row draws one
+  uniform number from its own generator and picks the token by inverse CDF over its sorted
+  probabilities, so the same seed gives the same tokens whatever other requests run
+  alongside, and the only per-row Python work is that one draw.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -47,43 +51,25 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
 
 
 def apply_repetition_penalty(
-    logits: torch.Tensor, seen: torch.Tensor | None, penalty: float
+    logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor
 ) -> torch.Tensor:
-    """`seen`: a boolean mask over the vocabulary of the tokens already in the sequence."""
-    if penalty == 1.0 or seen is None:
-        return logits
+    """`seen`: [rows, vocab] booleans of the tokens already in each sequence; `penalty`:
+    [rows, 1]."""
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(seen, penalised, logits)
 
 
-def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-    """Mask (to -inf) every logit outside the top-k and outside the top-p nucleus."""
-    if top_k > 0 and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        # Drop a token when the tokens before it already reach top_p; the best always stays.
-        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
-        drop = torch.zeros_like(drop_sorted).scatter(0, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    return logits
-
-
-def sample_next(
-    logits: torch.Tensor,
-    seen: torch.Tensor | None,
-    config: SamplingConfig,
-    generator: torch.Generator,
-) -> int:
-    """Pick the next token id from a 1-D logits row."""
-    logits = apply_repetition_penalty(logits.float(), seen, config.repetition_penalty)
-    if config.greedy:
-        return int(torch.argmax(logits))
-    logits = filter_top_k_top_p(logits / config.temperature, config.top_k, config.top_p)
-    probs = logits.softmax(-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+def filter_top_k_top_p(
+    sorted_logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
+) -> torch.Tensor:
+    """Mask (to -inf) logits outside each row's top-k and top-p nucleus. `sorted_logits`:
+    [rows, vocab] in descending order; `top_k` (0: no limit) and `top_p`: [rows, 1]."""
+    rank = torch.arange(sorted_logits.shape[-1], device=sorted_logits.device)[None, :]
+    drop = (top_k > 0) & (rank >= top_k)
+    probs = sorted_logits.softmax(-1)
+    # Drop a token when the tokens before it already reach top_p; the best always stays.
+    drop |= (probs.cumsum(-1) - probs) >= top_p
+    return sorted_logits.masked_fill(drop, float("-inf"))
 
 
 def sample_rows(
@@ -93,11 +79,27 @@ def sample_rows(
     seen: list[torch.Tensor | None],
 ) -> list[int]:
     """The next token of every row of a [rows, vocab] step."""
-    tokens = [0] * len(configs)
-    plain = [i for i, c in enumerate(configs) if c.greedy and c.repetition_penalty == 1.0]
-    if plain:
-        for i, token in zip(plain, logits[plain].float().argmax(-1).tolist(), strict=True):
+    logits = logits.float()
+    penalised = [i for i, c in enumerate(configs) if c.repetition_penalty != 1.0]
+    if penalised:
+        rows = torch.tensor(penalised, device=logits.device)
+        penalty = torch.tensor([[configs[i].repetition_penalty] for i in penalised])
+        masks = torch.stack([seen[i] for i in penalised]).to(logits.device)
+        logits[rows] = apply_repetition_penalty(logits[rows], masks, penalty.to(logits.device))
+    tokens = logits.argmax(-1).tolist()
+    drawn = [i for i, c in enumerate(configs) if not c.greedy]
+    if drawn:
+        rows = torch.tensor(drawn, device=logits.device)
+        column = functools.partial(torch.tensor, device=logits.device)
+        temperature = column([[configs[i].temperature] for i in drawn])
+        top_k = column([[configs[i].top_k] for i in drawn])
+        top_p = column([[configs[i].top_p] for i in drawn])
+        sorted_logits, order = (logits[rows] / temperature).sort(-1, descending=True)
+        cumulative = filter_top_k_top_p(sorted_logits, top_k, top_p).softmax(-1).cumsum(-1)
+        uniform = torch.cat([torch.rand(1, generator=generators[i]) for i in drawn])
+        uniform = uniform.to(logits.device)[:, None] * cumulative[:, -1:]
+        picked = torch.searchsorted(cumulative, uniform)
+        picked = picked.clamp_(max=order.shape[-1] - 1)
+        for i, token in zip(drawn, order.gather(1, picked)[:, 0].tolist(), strict=True):
             tokens[i] = token
-    for i in sorted(set(range(len(configs))) - set(plain)):
-        tokens[i] = sample_next(logits[i], seen[i], configs[i], generators[i])
     return tokens

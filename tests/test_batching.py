@@ -15,9 +15,12 @@ from backend.engine import (
     Engine,
     EngineConfig,
     EngineError,
+    EngineStoppedError,
     FinishReason,
     QueueFullError,
     RequestTooLargeError,
+    chain_key,
+    root_key,
 )
 from backend.logprobs import continuation_logprobs
 from backend.model_loader import build_engine
@@ -34,7 +37,7 @@ def model(tiny_model_dir):
 
 def _engine_with_steps(model, config: EngineConfig):
     steps = []
-    engine = build_engine(model, [], 1024, config, on_step=steps.append)
+    engine = build_engine(model, [], 1024, config, on_step=steps.append, deterministic=True)
     engine.steps = steps
     return engine
 
@@ -63,7 +66,6 @@ def prompts(count: int, seed: int = 0) -> list[list[int]]:
 
 def assert_all_blocks_free(engine) -> None:
     assert engine.pool.in_use == 0
-    assert engine.pool.reserved == 0
     assert engine.running == 0 and engine.waiting == 0
 
 
@@ -117,8 +119,10 @@ def test_the_next_turn_reuses_the_previous_prompt_and_answer(prefix_engine):
 
 def test_chunked_prefill_equals_whole_prefill(model):
     long_prompt = prompts(1, seed=13)[0] * 3  # about 600 tokens
-    whole = build_engine(model, [], 1024, EngineConfig(max_batch_tokens=2048))
-    chunked = build_engine(model, [], 1024, EngineConfig(max_batch_size=4, max_batch_tokens=16))
+    whole = build_engine(model, [], 1024, EngineConfig(max_batch_tokens=2048), deterministic=True)
+    chunked = build_engine(
+        model, [], 1024, EngineConfig(max_batch_size=4, max_batch_tokens=16), deterministic=True
+    )
     try:
         assert chunked.generate(long_prompt, GREEDY) == whole.generate(long_prompt, GREEDY)
     finally:
@@ -267,7 +271,8 @@ def test_default_model_answers_are_the_same_alone_and_batched():
     from backend.model_loader import load_model
     from backend.registry import ModelSpec
 
-    loaded = load_model(ModelSpec(name="smollm2", gguf="builtin", prefix_cache=False))
+    spec = ModelSpec(name="smollm2", gguf="builtin", prefix_cache=False, deterministic=True)
+    loaded = load_model(spec)
     questions = [
         "What is the capital of France?",
         "Explain what a Python list comprehension is, with an example.",
@@ -304,7 +309,7 @@ def test_fused_projections_give_what_the_separate_ones_give(model):
     """q/k/v and gate/up run as one product each; every output equals its own module's, so
     fusing changes no token (and the transformers model, whose weights became views of
     the fused one, still computes the same)."""
-    runner = PagedLlama(model, num_blocks=8, block_size=16)
+    runner = PagedLlama(model, num_blocks=8, block_size=16, deterministic=True)
     assert all(p.fused is not None for p in runner.qkv + runner.gate_up)
     x = torch.randn(ROW_BLOCK, model.config.hidden_size, generator=torch.Generator().manual_seed(1))
     linear = functools.partial(runner._linear, adapters=None)
@@ -316,3 +321,96 @@ def test_fused_projections_give_what_the_separate_ones_give(model):
             for fused, module in zip(outputs, modules, strict=True):
                 assert torch.equal(fused, linear(module, x))
                 assert torch.allclose(fused, module(x), atol=1e-5)
+
+
+class _TruncatingRunner(_FailingRunner):
+    """The real runner, except that a step holding `poison` loses its last logits row: the
+    forward pass succeeds and the step fails afterwards, while its results are read."""
+
+    def forward(self, batch):
+        logits = self.runner.forward(batch)
+        return logits[:-1] if bool((batch.token_ids == self.poison).any()) else logits
+
+
+def test_a_step_that_fails_after_its_forward_pass_leaves_no_row_half_advanced(model):
+    runner = PagedLlama(model, num_blocks=1024, block_size=16, deterministic=True)
+    engine = Engine(_TruncatingRunner(runner, poison=2), [], 512)
+    healthy = prompts(3, seed=23)
+    try:
+        alone = [engine.generate(p, GREEDY) for p in healthy]
+        handles = [engine.submit(p, GREEDY) for p in healthy]
+        bad = engine.submit([5, 6, 2], GREEDY, request_id="req-7")  # last row of the step
+        with pytest.raises(EngineError, match="req-7"):
+            list(bad)
+        assert [list(h) for h in handles] == alone
+        assert_all_blocks_free(engine)
+    finally:
+        engine.stop()
+
+
+class _BrokenCleanupEngine(Engine):
+    """An engine whose clean-up after a failed step fails too (a bug in the loop)."""
+
+    def _end_all(self, error: BaseException) -> None:
+        raise RuntimeError("clean-up failed")
+
+
+def test_a_broken_step_loop_ends_every_stream_and_refuses_new_work(model):
+    failures, broken = [], []
+
+    def on_step(stats) -> None:
+        if broken:
+            raise RuntimeError("metrics failed")
+
+    runner = PagedLlama(model, num_blocks=64, block_size=16)
+    engine = _BrokenCleanupEngine(runner, [], 512, on_step=on_step, on_failure=failures.append)
+    running = engine.submit([5, 6, 7], SamplingConfig(temperature=0.0, max_tokens=400))
+    next(iter(running))
+    broken.append(True)  # the next step fails, and the clean-up after it
+    with pytest.raises(EngineError, match="clean-up failed"):
+        list(running)
+    assert [str(f) for f in failures] == ["clean-up failed"]
+    with pytest.raises(EngineStoppedError, match="engine failed"):
+        engine.submit([5, 6], GREEDY)
+    engine.stop()
+
+
+def test_a_request_that_does_not_fit_yet_lets_smaller_ones_pass(model):
+    engine = Engine(PagedLlama(model, num_blocks=16, block_size=16), [], 512)
+    try:
+        first = engine.submit([5, 6], SamplingConfig(temperature=0.0, max_tokens=200))
+        stream = iter(first)
+        for _ in range(100):  # the first now holds 7 of the 16 blocks
+            next(stream)
+        large = engine.submit([7] * 150, SamplingConfig(max_tokens=1))  # needs 10 blocks
+        small = engine.submit([8, 9], SamplingConfig(temperature=0.0, max_tokens=4))
+        assert len(list(small)) == 4  # went ahead while the large prompt waited
+        assert large.queued_seconds is None
+        first.cancel()
+        assert len(list(large)) == 1
+        assert_all_blocks_free(engine)
+    finally:
+        engine.stop()
+
+
+def test_sequences_outgrowing_the_cache_are_preempted_and_resume_unchanged(model):
+    config = EngineConfig(max_batch_size=8, prefix_cache=False)
+    engine = build_engine(model, [], 4096, config, kv_cache_mb=1, deterministic=True)
+    long = SamplingConfig(temperature=0.0, max_tokens=engine.pool.num_blocks * 16 // 3)
+    batch = prompts(4, seed=29)
+    try:
+        alone = [engine.generate(p[:20], long) for p in batch]
+        handles = [engine.submit(p[:20], long) for p in batch]
+        assert [list(h) for h in handles] == alone
+        assert engine.preemptions > 0
+        assert_all_blocks_free(engine)
+    finally:
+        engine.stop()
+
+
+def test_prefix_keys_are_digests_of_the_whole_prefix():
+    tokens = [1, 2, 3]
+    assert chain_key(root_key(None), tokens) == chain_key(root_key(None), tokens)
+    assert chain_key(root_key(None), tokens) != chain_key(root_key("docs"), tokens)
+    assert chain_key(chain_key(root_key(None), [4]), tokens) != chain_key(root_key(None), tokens)
+    assert len(chain_key(root_key(None), tokens)) == 16

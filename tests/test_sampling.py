@@ -6,7 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from backend.engine import FinishReason
 from backend.model_loader import build_engine
-from backend.sampling import SamplingConfig, filter_top_k_top_p, make_generator, sample_next
+from backend.sampling import SamplingConfig, filter_top_k_top_p, make_generator, sample_rows
 
 
 @pytest.fixture(scope="module")
@@ -111,24 +111,60 @@ def test_context_length_caps_generation(model):
         engine.stop()
 
 
+def _kept(sorted_logits: list[float], top_k: int, top_p: float) -> list[bool]:
+    filtered = filter_top_k_top_p(
+        torch.tensor([sorted_logits]), torch.tensor([[top_k]]), torch.tensor([[top_p]])
+    )
+    return torch.isfinite(filtered)[0].tolist()
+
+
 def test_top_k_keeps_k_best():
-    logits = torch.tensor([1.0, 5.0, 3.0, 4.0, 2.0])
-    kept = filter_top_k_top_p(logits, top_k=2, top_p=1.0)
-    assert torch.isfinite(kept).tolist() == [False, True, False, True, False]
+    assert _kept([5.0, 4.0, 3.0, 2.0, 1.0], top_k=2, top_p=1.0) == [True, True, False, False, False]
 
 
 def test_top_p_keeps_smallest_nucleus():
-    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
-    kept = filter_top_k_top_p(probs.log(), top_k=0, top_p=0.8)
-    assert torch.isfinite(kept).tolist() == [True, True, False, False]
+    logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log().tolist()
+    assert _kept(logits, top_k=0, top_p=0.8) == [True, True, False, False]
     # The best token always stays, however small top_p is.
-    kept = filter_top_k_top_p(probs.log(), top_k=0, top_p=0.01)
-    assert torch.isfinite(kept).tolist() == [True, False, False, False]
+    assert _kept(logits, top_k=0, top_p=0.01) == [True, False, False, False]
 
 
 def test_repetition_penalty_discourages_seen_tokens():
-    logits = torch.tensor([2.0, 2.1, -1.0])
+    logits = torch.tensor([[2.0, 2.1, -1.0]] * 2)
     config = SamplingConfig(temperature=0.0, repetition_penalty=2.0)
-    generator = make_generator(0, torch.device("cpu"))
-    assert sample_next(logits, None, config, generator) == 1
-    assert sample_next(logits, torch.tensor([False, True, False]), config, generator) == 0
+    generators = [make_generator(0, torch.device("cpu")) for _ in range(2)]
+    seen = [torch.tensor([False, False, False]), torch.tensor([False, True, False])]
+    assert sample_rows(logits, [config, config], generators, seen) == [1, 0]
+
+
+def test_each_row_of_a_mixed_step_is_sampled_as_it_would_be_alone():
+    """Greedy, penalised, top-k, top-p and plain sampled rows in one vectorised call give
+    what each row gives on its own with the same seed."""
+    vocab = 50
+    logits = torch.randn(5, vocab, generator=torch.Generator().manual_seed(0)) * 3
+    configs = [
+        SamplingConfig(temperature=0.0),
+        SamplingConfig(temperature=0.0, repetition_penalty=1.5),
+        SamplingConfig(temperature=0.9, top_k=5, seed=1),
+        SamplingConfig(temperature=1.2, top_p=0.7, repetition_penalty=1.3, seed=2),
+        SamplingConfig(temperature=0.7, seed=3),
+    ]
+    seen = [None, torch.rand(vocab) > 0.5, None, torch.rand(vocab) > 0.5, None]
+    seeds = [None, None, 1, 2, 3]
+
+    def generators(rows):
+        return [make_generator(seeds[i], torch.device("cpu")) for i in rows]
+
+    together = sample_rows(logits.clone(), configs, generators(range(5)), seen)
+    alone = [
+        sample_rows(logits[i : i + 1].clone(), [configs[i]], generators([i]), [seen[i]])[0]
+        for i in range(5)
+    ]
+    assert together == alone
+    top5 = set(logits[2].topk(5).indices.tolist())
+    row = logits[2:3]
+    draws = {
+        sample_rows(row.clone(), [configs[2]], [torch.Generator().manual_seed(s)], [None])[0]
+        for s in range(40)
+    }
+    assert draws <= top5 and len(draws) > 1
