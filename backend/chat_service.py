@@ -75,6 +75,7 @@ from backend.engine import (
     Generation,
     QueueFullError,
     RequestTooLargeError,
+    Scoring,
 )
 from backend.eval_runs import EvalRuns
 from backend.guardrails import Guard, InputScreen, Policy, Verdict
@@ -568,9 +569,12 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             loaded = self.models.get(request.model)
             record.model = loaded.name
             context_ids, scoring = await self._in_pool(
-                self._admit_score, loaded, request, record.request_id
+                self._admit_score, loaded, request, record.request_id, abandon=_cancel_scoring
             )
-            scores = await scoring.wait()
+            try:
+                scores = await scoring.wait()
+            finally:  # the client went away or its deadline passed: the engine drops it
+                scoring.cancel()
             return chat_pb2.ScoreResponse(
                 model=loaded.name,
                 context_tokens=len(context_ids),
@@ -690,6 +694,10 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
 
 
 # Failures that are no fault of the server: logged as a line, without a traceback.
+def _cancel_scoring(admitted: tuple[list[int], Scoring]) -> None:
+    admitted[1].cancel()
+
+
 _CLIENT_SIDE = (RequestError, QueueFullError, EngineStoppedError, RequestTooLargeError)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from backend.logprobs import continuation_logprobs
 from backend.model_loader import load_models
 from backend.registry import load_registry
 from evals.targets import CheckpointTarget
+from tests.helpers import metric_value
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,18 @@ def test_scoring_interleaves_with_a_stream_on_the_engine_thread(client):
     rest = list(events)
     assert during == pytest.approx(idle, abs=1e-5)  # no state shared with the decode loop
     assert rest[-1].finished.usage.completion_tokens == 300
+
+
+def test_a_score_call_that_gives_up_leaves_nothing_on_the_engine(client, tiny_server):
+    continuations = ["The quick brown fox jumps over the lazy dog. " * 60] * 32  # ~30k tokens
+    with pytest.raises(grpc.RpcError) as failure:
+        client.score(continuations, context="Say:", model="tiny", timeout=0.3)
+    assert failure.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    computed = metric_value(tiny_server, "chatforge_step_tokens_sum", model="tiny")
+    time.sleep(1.0)
+    # Within a step or two of the deadline the engine dropped the work: no more tokens.
+    later = metric_value(tiny_server, "chatforge_step_tokens_sum", model="tiny")
+    assert later - computed <= 2 * 256
 
 
 def test_scoring_an_adapter_model_uses_its_adapter(tiny_model_dir, tmp_path):
