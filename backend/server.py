@@ -17,6 +17,11 @@ Design decisions:
   answers: new and changed models load in the background while the rest serve, removed
   ones stop after their streams (backend/model_reload.py); health stays SERVING, and the
   response cache is emptied whenever the served models change.
+- Health speaks for the server as a whole ("") and for `chat.v1.ChatService` alike, set
+  together: NOT_SERVING until every model, the policy's classifier and the collections are
+  loaded, SERVING then. `mark_unhealthy(reason)` (an engine that failed, from any thread)
+  turns both NOT_SERVING for good and logs the reason, so a load balancer stops sending
+  calls a broken engine cannot answer; nothing turns them SERVING again.
 - Draining (the first SIGTERM or Ctrl-C): health turns NOT_SERVING, new calls get
   UNAVAILABLE, and the log says how many streams it waits for and for how long, then how
   many are left every few seconds; streams in flight may finish within the grace period.
@@ -138,6 +143,7 @@ class ChatServer:
         )
         self.health = health.aio.HealthServicer()
         self.failed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
         self.metrics_port = 0
         self._grpc: grpc.aio.Server | None = None
@@ -146,6 +152,15 @@ class ChatServer:
     async def _set_health(self, status) -> None:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, status)
+
+    def mark_unhealthy(self, reason: str) -> None:
+        """Health NOT_SERVING for the server and its ChatService from now on, `reason`
+        logged (an engine failed). Safe from any thread once the server has started."""
+        if self._loop is None:
+            raise RuntimeError("mark_unhealthy before start(): nothing serves yet")
+        log.error("unhealthy, health NOT_SERVING from now on: %s", reason)
+        # Permanent: a model load that finishes later cannot set SERVING again.
+        asyncio.run_coroutine_threadsafe(self.health.enter_graceful_shutdown(), self._loop)
 
     async def start(self) -> None:
         """Listen at once (health NOT_SERVING) and load the models in the background."""
@@ -161,6 +176,7 @@ class ChatServer:
              reflection.SERVICE_NAME],
             self._grpc,
         )  # fmt: skip
+        self._loop = asyncio.get_running_loop()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         address = f"{self.config.host}:{self.config.port}"
         try:
@@ -184,8 +200,7 @@ class ChatServer:
             "TLS" if self.config.credentials else "plaintext",
             "API keys" if self.config.interceptors else "open",
         )  # fmt: skip
-        loop = asyncio.get_running_loop()
-        threading.Thread(target=self._load, args=(loop,), name="loader", daemon=True).start()
+        threading.Thread(target=self._load, args=(self._loop,), name="loader", daemon=True).start()
 
     def _load(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the loader thread: models, then collections; health or failure on the loop."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from backend.launcher import stop_child
-from ui.launcher import free_port
+from chatforge.ports import PortReservation
 
 OBSERVABILITY = Path(__file__).resolve().parent.parent / "deploy" / "observability"
 
@@ -30,7 +30,8 @@ class PrometheusProcess:
             job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
         self.config_path = folder / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.port = free_port()
+        self._reserved = PortReservation()  # held until Prometheus answers on it
+        self.port = self._reserved.port
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = ["prometheus", f"--config.file={self.config_path}",
                      f"--storage.tsdb.path={folder / 'data'}",
@@ -42,11 +43,14 @@ class PrometheusProcess:
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while not self._ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"prometheus did not start:\n{self.log_path.read_text()}")
-            time.sleep(0.2)
+        try:
+            while not self._ready():
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"prometheus did not start:\n{self.log_path.read_text()}")
+                time.sleep(0.2)
+        finally:
+            self._reserved.release()
         return self
 
     def _ready(self) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import threading
 import time
 
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backend.client import ChatClient, RetryPolicy
 from backend.launcher import BackendError, BackendProcess
 from chat.v1 import chat_pb2
+from chatforge.ports import PortReservation
 from tests.helpers import finished_of, metric_value, text_of, wait_for
 
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
@@ -198,16 +198,17 @@ def test_health_and_metrics_text_format(tiny_server):
     assert metric_value(tiny_server, "chatforge_time_to_first_token_seconds_count") >= 1
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_client_retries_unavailable_before_first_token(tiny_registry, tmp_path):
-    port = free_port()
+    # Held until the server has bound it: no other process can take the port meanwhile.
+    reserved = PortReservation()
+    port = reserved.port
     server = BackendProcess(tiny_registry, port=port, log_path=tmp_path / "late.log")
-    starter = threading.Timer(1.0, lambda: server.start(wait_serving=False))
+
+    def start_late() -> None:
+        server.start(wait_serving=False)
+        reserved.release()
+
+    starter = threading.Timer(1.0, start_late)
     starter.start()
     try:
         policy = RetryPolicy(attempts=100, initial_backoff=0.1, max_backoff=1.0)
@@ -216,6 +217,7 @@ def test_client_retries_unavailable_before_first_token(tiny_registry, tmp_path):
         assert finished_of(events).usage.completion_tokens >= 1
     finally:
         starter.join()
+        reserved.release()
         server.stop()
 
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
+from chatforge.ports import PortReservation
 from tests.browser import ask, open_chat, set_number
 from tests.helpers import metric_value, wait_for
-from ui.launcher import UiProcess, free_port
+from ui.launcher import UiProcess
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +28,15 @@ def ui_without_backend(tmp_path_factory) -> Iterator[UiProcess]:
     """A UI whose backend address has nothing listening, started as in a container
     (all interfaces) and with --share, which cannot open its tunnel from here."""
     log = tmp_path_factory.mktemp("logs") / "ui-no-backend.log"
-    backend = f"127.0.0.1:{free_port()}"
-    with UiProcess(
-        backend, host="0.0.0.0", extra_args=["--share", "--public"], log_path=log
-    ) as process:
+    with (
+        PortReservation() as nothing_listens,  # held: no server can take the port meanwhile
+        UiProcess(
+            f"127.0.0.1:{nothing_listens.port}",
+            host="0.0.0.0",
+            extra_args=["--share", "--public"],
+            log_path=log,
+        ) as process,
+    ):
         yield process
 
 

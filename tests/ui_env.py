@@ -51,15 +51,12 @@ def closure(requirements: list[Requirement]) -> dict[str, metadata.Distribution]
     return found
 
 
-def build_ui_env(folder: Path) -> Path:
-    """A venv in `folder` with the UI's dependency set and the project; its python."""
+def build_ui_env(folder: Path, project: bool = True) -> Path:
+    """A venv in `folder` with the UI's dependency set and (`project`) the project from this
+    checkout; its python. Without the project, its site-packages take an install of it."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
     python = folder / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    target = Path(purelib)
+    target = site_packages(python)
     here = Path(sysconfig.get_paths()["purelib"])
     for dist in closure(ui_requirements()).values():
         for file in dist.files or []:
@@ -70,6 +67,15 @@ def build_ui_env(folder: Path) -> Path:
             link.parent.mkdir(parents=True, exist_ok=True)
             if not link.exists():
                 link.symlink_to(source)
-    # The project itself, as `pip install --no-deps .` puts it there: its packages only.
-    (target / "chatforge.pth").write_text(f"{ROOT}\n{ROOT / 'proto'}\n")
+    if project:  # as `pip install --no-deps .` puts it there: its packages only
+        (target / "chatforge.pth").write_text(f"{ROOT}\n{ROOT / 'proto'}\n")
     return python
+
+
+def site_packages(python: Path) -> Path:
+    return Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    )  # fmt: skip

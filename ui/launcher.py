@@ -5,10 +5,13 @@ in spirit (log to a file, fail with the log's tail, stop with a signal) but wait
 the UI's own readiness signal, instead of gRPC health.
 
 Design decisions:
-- Port 0 means "any free port" (for the page and for the UI's metrics): the OS picks one
-  for a throw-away socket and the UI is told to use it. The short window in which another
-  process could take it is acceptable for tests and demos, and keeps the UI's own CLI
-  strict (a real port or an error).
+- Port 0 means "any free port" (for the page and for the UI's metrics): each is reserved
+  here (`chatforge.ports.PortReservation`: a bound socket held open) and the UI is told to
+  use it; the reservations are released once the page answers and the metrics endpoint is
+  up. Held together, the two can never be the same port, and no other process picking a
+  free port meanwhile can take either (two throw-away sockets, closed at once, once gave
+  the page and the metrics the same port). The UI's own CLI stays strict (a real port or
+  an error).
 - Readiness is an HTTP 200 from the page, polled until a deadline, checking that the
   process is still alive between polls so a crash is reported at once with its log.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,16 +29,11 @@ import urllib.request
 from pathlib import Path
 
 from backend.launcher import stop_child
+from chatforge.ports import PortReservation
 
 
 class UiError(RuntimeError):
     pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class UiProcess:
@@ -53,8 +50,10 @@ class UiProcess:
     ) -> None:
         """`python`: the interpreter to run the UI with (another venv: the UI-only test)."""
         self.host = host
-        self.port = port or free_port(host)
-        self.metrics_port = metrics_port or free_port(host)
+        self._reserved = [PortReservation(host) for wanted in (port, metrics_port) if not wanted]
+        free = iter(reservation.port for reservation in self._reserved)
+        self.port = port or next(free)
+        self.metrics_port = metrics_port or next(free)
         self.args = [str(python), "-m", "ui", "--backend", backend]
         self.args += ["--host", host, "--port", str(self.port)]
         self.args += ["--metrics-port", str(self.metrics_port), *(extra_args or [])]
@@ -89,24 +88,35 @@ class UiProcess:
                 self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env
             )
         deadline = time.monotonic() + timeout
-        while not self._page_answers():
-            if self.process.poll() is not None:
-                raise UiError(f"UI exited with code {self.process.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise UiError(f"UI not answering at {self.url} after {timeout:.0f}s")
-            time.sleep(0.2)
+        try:
+            while not (self._answers(self.url) and self._answers(self.metrics_url)):
+                if self.process.poll() is not None:
+                    code = self.process.returncode
+                    raise UiError(f"UI exited with code {code}:\n{self.log_tail()}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise UiError(f"UI not answering at {self.url} after {timeout:.0f}s")
+                time.sleep(0.2)
+        finally:
+            self._release_ports()
         return self
 
-    def _page_answers(self) -> bool:
+    def _release_ports(self) -> None:
+        for reservation in self._reserved:
+            reservation.release()
+        self._reserved = []
+
+    @staticmethod
+    def _answers(url: str) -> bool:
         try:
-            with urllib.request.urlopen(self.url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 return response.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
         """Signal the UI and wait for it to exit; kill it if it hangs."""
+        self._release_ports()
         return stop_child(self.process, sig, timeout)
 
     def __enter__(self) -> UiProcess:
