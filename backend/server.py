@@ -162,6 +162,9 @@ class ChatServer:
         # Permanent: a model load that finishes later cannot set SERVING again.
         asyncio.run_coroutine_threadsafe(self.health.enter_graceful_shutdown(), self._loop)
 
+    def _engine_failed(self, model: str, error: BaseException) -> None:
+        self.mark_unhealthy(f"the engine of model {model} failed: {error!r}")
+
     async def start(self) -> None:
         """Listen at once (health NOT_SERVING) and load the models in the background."""
         # The tracing interceptor first: a call the key check refuses still has its span.
@@ -224,6 +227,8 @@ class ChatServer:
                 log.info("loaded model %s in %.1f s", loaded.name, seconds)
                 self.metrics.model_load_time.labels(loaded.name).set(seconds)
                 self.models.models[loaded.name] = loaded
+                # A dead step loop would leave every later call hanging: say so to health.
+                loaded.engine.on_failure = functools.partial(self._engine_failed, loaded.name)
         except Exception as exc:
             log.error("could not load the models: %s", exc)
             return False
