@@ -24,6 +24,12 @@ Design decisions:
   holds exactly those back (streaming.py) and a leak is reported before any of it is
   released. Translation and paraphrase cannot be held back that way: the reply is
   stopped when the terms add up, and what came before was released.
+- Each streamed delta is handled whole, not a Python step per character: it is folded at
+  once (ASCII, the common case, by lowercasing and keeping letters and digits), every
+  window of `min_folded` folded characters is looked up in the set of the keys' runs of
+  that length, and the tracked suffix grows while it is still a shorter run of a key.
+  Those sets are built once per system prompt (cached), since a deployment sends the same
+  few with every request.
 """
 
 from __future__ import annotations
