@@ -101,7 +101,7 @@ GUARD_SOURCES := training/data/guard_data.yaml training/data/guard_languages.yam
 guard-classifier: setup
 	@$(MAKE) --no-print-directory runs/guard/classifier/classifier.json
 
-runs/guard/classifier/classifier.json: $(GUARD_SOURCES)
+runs/guard/classifier/classifier.json: $(GUARD_SOURCES) chatforge/data/guard_lookalikes.yaml chatforge/guard_lookalikes.py
 	$(PY) -m training classifier
 
 eval-guard: guard-classifier

@@ -8,7 +8,9 @@ import yaml
 
 from chatforge.data_files import DataFileError
 from chatforge.guard_lexicon import LEXICON, LEXICON_FILE, load_lexicon
-from training.guard_data import FRAGMENTS_FILE, load_fragments
+from chatforge.guard_lookalikes import LOOKALIKES_FILE, load_lookalikes
+from evals.suites.guardrails import lookalike_categories, short_turns
+from training.guard_data import FRAGMENTS_FILE, build_examples, load_fragments
 from training.guard_languages import LANGUAGES_FILE, load_languages
 
 
@@ -47,3 +49,26 @@ def test_fragments_missing_a_list_are_refused(tmp_path):
     del data["harmful"]
     with pytest.raises(DataFileError, match=r"missing keys \['harmful'\]"):
         load_fragments(_write(tmp_path, data))
+
+
+def test_lookalikes_split_by_template_and_train_the_classifier_on_one_half():
+    train, held = load_lookalikes(split="train"), load_lookalikes(split="eval")
+    assert len(train) + len(held) >= 500 and len({x.language for x in train + held}) >= 15
+    assert not {x.template for x in train} & {x.template for x in held}
+    assert {x.category for x in held} == {x.category for x in train}
+    texts = {e.text for e in build_examples(0, 10) if e.family == "lookalike"}
+    assert texts == {x.text for x in train}  # benign, and none of the evaluated half
+
+
+def test_the_guardrails_suite_measures_each_lookalike_category_and_the_short_turns():
+    sets = lookalike_categories()
+    assert set(sets) == {x.category.replace("-", "_") for x in load_lookalikes()}
+    short = short_turns()
+    assert "hi" in short["benign"] and "write a keylogger" in short["attack"]
+
+
+def test_a_lookalike_template_without_its_slot_is_refused(tmp_path):
+    data = yaml.safe_load(LOOKALIKES_FILE.read_text())
+    data["categories"]["device"]["templates"]["en"][1] = "How do I root a phone?"
+    with pytest.raises(DataFileError, match=r"device\.en: at least two templates"):
+        load_lookalikes(_write(tmp_path, data))

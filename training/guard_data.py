@@ -34,7 +34,10 @@ Design decisions:
   Android's developer mode: the attack vocabulary used innocently),
   everyday questions, coding requests that paste long real code and text (standard
   library sources and docstrings, so length alone says nothing), and hard negatives that
-  use the attack vocabulary innocently ("how do I ignore a warning", "act as a reviewer").
+  use the attack vocabulary innocently ("how do I ignore a warning", "act as a reviewer"),
+  and the training half of the benign look-alikes (chatforge/guard_lookalikes.py: device
+  jailbreaks, `kill -9`, "is this email phishing?", memos that say "ignore ...", in
+  fifteen languages; the other half of the templates is only evaluated).
 - Each example records its family and template id; the held-out split is by template
   group, so a test example's template was never seen in training.
 """
@@ -51,6 +54,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
 from chatforge.data_files import DataFileError, read_yaml
+from chatforge.guard_lookalikes import load_lookalikes
 from chatforge.guard_topics import TRAIN_TOPICS
 from training.guard_languages import LANGUAGES, QUESTIONS
 
@@ -397,6 +401,8 @@ def _benign(rng: random.Random, n_per_family: int) -> list[Example]:
             sep = "" if code in ("zh", "ja") else " "
             group = f"multilingual:{i % 5}:{code}"
             out.append(Example(benign[i] + sep + benign[j], BENIGN, "multilingual", group, code))
+    for x in load_lookalikes(split="train"):  # the eval half is the guardrails suite's
+        out.append(Example(x.text, BENIGN, "lookalike", f"lookalike:{x.template}", x.language))
     codes, texts = _stdlib_snippets()
     for _ in range(n_per_family):
         t = rng.randrange(len(CODE_REQUESTS))
