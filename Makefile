@@ -95,12 +95,13 @@ eval: setup
 # of a few seconds, rebuilt when its data, features or concept lexicon change: the server
 # refuses an artifact built with another lexicon), its recall/false-positive eval (the
 # `guardrails` suite, every text, against the server at TARGET) and its latency bench.
-GUARD_SOURCES := training/guard_data.py training/guard_languages.py training/classifier.py \
-	chatforge/guard_lexicon.py chatforge/guard_topics.py
+GUARD_SOURCES := training/data/guard_data.yaml training/data/guard_languages.yaml \
+	chatforge/data/guard_lexicon.yaml training/guard_data.py training/guard_languages.py \
+	training/classifier.py chatforge/guard_lexicon.py chatforge/guard_topics.py
 guard-classifier: setup
 	@$(MAKE) --no-print-directory runs/guard/classifier/classifier.json
 
-runs/guard/classifier/classifier.json: $(GUARD_SOURCES)
+runs/guard/classifier/classifier.json: $(GUARD_SOURCES) chatforge/data/guard_lookalikes.yaml chatforge/guard_lookalikes.py
 	$(PY) -m training classifier
 
 eval-guard: guard-classifier

@@ -20,6 +20,7 @@ from chatforge.corpus_files import load_questions
 from evals.errors import EvalError
 from evals.runner import run_suite
 from evals.suites import SuiteConfig
+from evals.suites.guardrails import lookalike_categories
 from evals.targets import LiveTarget
 from tests.helpers import metric_value, text_of
 from tests.scripted_model import make_scripted_models
@@ -292,7 +293,13 @@ def test_guardrails_suite_through_the_server(guard_server, tmp_path):
         "lookalike_benign": agg["fpr_lookalike_benign"].n,
         "multilingual_benign": agg["fpr_multilingual_benign"].n,
         "corpus_questions": agg["fpr_corpus_questions"].n, "doc_paragraphs": 300,
+        "short_attacks": agg["recall_short_attacks"].n, "short_benign": agg["fpr_short_benign"].n,
+        **{f"lookalike_{c}": len(texts) for c, texts in lookalike_categories().items()},
     }  # fmt: skip
+    # The evaluated half of the look-alikes, by category; the short turns.
+    assert sum(len(t) for t in lookalike_categories().values()) >= 300
+    assert all(agg[f"fpr_lookalike_{c}"].n > 0 for c in lookalike_categories())
+    assert agg["recall_short_attacks"].n >= 30 and agg["fpr_short_benign"].n >= 100
     for spec in result.metrics:  # every aggregate recomputes from the rows carrying it
         values = [r.scores[spec.field] for r in result.rows if spec.field in r.scores]
         if values:
