@@ -12,12 +12,16 @@ Design decisions:
   stderr, instead of leaving an entry nobody can follow.
 - `CHATFORGE_DAILY_LOG` points the journal elsewhere and then takes every entry: the test
   suite sets it, so test runs never write into the project's journal yet can read theirs.
+- `python -m chatforge.journal note TEXT` adds the learner's own words to today's page: a
+  free-form note, or with `--question` the day's open question. A note is not a run, so
+  it has no command or artifacts and the documented-command check does not apply.
 - This module imports only the standard library: every package may import it (the
   architecture's note), including the server's command line and the UI image.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import shlex
@@ -114,6 +118,26 @@ def _format(value: object) -> str:
     return str(value)
 
 
+def _today_file(folder: Path) -> tuple[Path, list[str], dt.datetime]:
+    now = dt.datetime.now(dt.UTC)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{now:%Y-%m-%d}.md"
+    return path, [] if path.exists() else [f"# {now:%Y-%m-%d}\n"], now
+
+
+def append_note(text: str, question: bool = False) -> Path:
+    """Append a learner's note (or, with `question`, the day's open question)."""
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("the note is empty; give the text to write")
+    path, lines, now = _today_file(journal_dir())
+    label = "open question" if question else "note"
+    lines.append(f"## {now:%H:%M} UTC · {label}\n{text}")
+    with path.open("a") as f:
+        f.write("\n".join(lines) + "\n\n")
+    return path
+
+
 def append_entry(
     kind: str,
     title: str,
@@ -130,10 +154,7 @@ def append_entry(
         if reason:
             print(f"not journalled in daily-log/: {reason}", file=sys.stderr)
             return None
-    now = dt.datetime.now(dt.UTC)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{now:%Y-%m-%d}.md"
-    lines = [] if path.exists() else [f"# {now:%Y-%m-%d}\n"]
+    path, lines, now = _today_file(folder)
     lines.append(f"## {now:%H:%M} UTC · {kind}: {title}")
     lines.append(f"- command: `{command}`")
     if numbers:
@@ -145,3 +166,23 @@ def append_entry(
     with path.open("a") as f:
         f.write("\n".join(lines) + "\n\n")
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chatforge.journal")
+    sub = parser.add_subparsers(dest="command", required=True)
+    note = sub.add_parser("note", help="add a note or the day's open question to daily-log/")
+    note.add_argument("text", nargs="+", help="what to write")
+    note.add_argument("--question", action="store_true", help="it is the day's open question")
+    args = parser.parse_args(argv)
+    try:
+        path = append_note(" ".join(args.text), question=args.question)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"written to {shown_path(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

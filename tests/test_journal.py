@@ -79,3 +79,16 @@ def test_the_project_journal_refuses_a_throw_away_run(tmp_path, monkeypatch, cap
     assert not (tmp_path / "daily-log").exists()
     kept = append_entry("eval", "smoke", {"f1": 0.5}, ["runs/x"], command="python -m evals run")
     assert kept is not None and kept.parent == tmp_path / "daily-log"
+
+
+def test_note_and_open_question_are_written_to_todays_page(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CHATFORGE_DAILY_LOG", str(tmp_path))
+    assert journal.main(["note", "DPO", "margins", "grow fast"]) == 0
+    assert journal.main(["note", "--question", "Does beta 0.1 over-fit citations?"]) == 0
+    assert journal.main(["note", "  "]) == 2
+    assert "the note is empty" in capsys.readouterr().err
+    (page,) = tmp_path.glob("*.md")
+    text = page.read_text()
+    assert text.startswith("# ")
+    assert "· note\nDPO margins grow fast\n" in text
+    assert "· open question\nDoes beta 0.1 over-fit citations?\n" in text

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("training.sweep", "train several depths at fixed compute budgets and plot"),
     "recipe": ("training.recipe", "the whole CPU recipe: data to a registered chat model"),
     "finetune": ("training.finetune", "LoRA / QLoRA / full fine-tuning of a pretrained chat model"),
+    "dpo": ("training.dpo", "preference tuning (DPO, LoRA) on grounded-answer and refusal pairs"),
     "classifier": ("training.classifier", "train the guardrail attack classifier"),
     "guard-lofo": ("training.guard_lofo", "guard classifiers each trained without one family"),
 }

@@ -352,6 +352,21 @@ class FinetuneResult:
     tokenizer: object
 
 
+def check_output(out: Path, resume: bool) -> int | None:
+    """The step of the last Trainer checkpoint in `out/trainer` to resume from (None for a
+    fresh run); refuses a fresh run into a non-empty folder and a resume without one."""
+    checkpoints = sorted(
+        int(c.name.removeprefix("checkpoint-"))
+        for c in (out / "trainer").glob("checkpoint-*")
+        if c.name.removeprefix("checkpoint-").isdigit()
+    )
+    if resume and not checkpoints:
+        raise TrainingError(f"--resume: no Trainer checkpoint in {out / 'trainer'} to resume")
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise TrainingError(f"{out} is not empty: pass --resume to continue, or another --out")
+    return checkpoints[-1] if resume else None
+
+
 def finetune(config: FinetuneConfig) -> FinetuneResult:
     """Train, save and register."""
     from transformers import DataCollatorForSeq2Seq, EarlyStoppingCallback, Trainer, set_seed
@@ -362,15 +377,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
     base = resolve_model(config.base)
     name = config.name or _default_name(config)
     out = Path(config.out or REPO_ROOT / "runs" / "finetune" / name).expanduser().resolve()
-    checkpoints = sorted(
-        int(c.name.removeprefix("checkpoint-"))
-        for c in (out / "trainer").glob("checkpoint-*")
-        if c.name.removeprefix("checkpoint-").isdigit()
-    )
-    if config.resume and not checkpoints:
-        raise TrainingError(f"--resume: no Trainer checkpoint in {out / 'trainer'} to resume")
-    if out.exists() and any(out.iterdir()) and not config.resume:
-        raise TrainingError(f"{out} is not empty: pass --resume to continue, or another --out")
+    resume_step = check_output(out, config.resume)
 
     started = time.monotonic()
     device = _device()
@@ -393,7 +400,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
 
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     # The Trainer resumes from its last checkpoint: the log keeps the rows up to its step.
-    metrics = MetricsCallback(MetricsLog(out, checkpoints[-1] if config.resume else None))
+    metrics = MetricsCallback(MetricsLog(out, resume_step))
     trainer = Trainer(
         model=model,
         args=_training_args(config, out, device),
