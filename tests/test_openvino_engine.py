@@ -3,10 +3,13 @@ with transformers, seeds, finish reasons, cancellation, back-pressure, stop and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from backend.client import ChatClient
 from backend.engine import (
     EngineConfig,
     EngineError,
@@ -14,9 +17,12 @@ from backend.engine import (
     FinishReason,
     QueueFullError,
 )
+from backend.launcher import BackendProcess
 from backend.openvino_engine import OpenVinoEngine, kv_bytes_per_token, open_pipeline
 from backend.openvino_export import ExportError, export_openvino, is_exported
 from backend.sampling import SamplingConfig
+from tests.conftest import NO_CACHE
+from tests.helpers import finished_of
 from tests.tiny_model import make_tiny_model
 
 pytest.importorskip("openvino_genai")
@@ -141,3 +147,41 @@ def test_broken_checkpoint_export_fails_with_reason(tmp_path):
     with pytest.raises(ExportError, match="last lines"):
         export_openvino(tmp_path, "fp32")
     assert not list((tmp_path.parent).glob(".*-*/"))
+
+
+def serve_one(registry: Path, env: dict[str, str], log: Path) -> dict:
+    with (
+        BackendProcess(registry, extra_args=NO_CACHE, env=env, log_path=log) as server,
+        ChatClient(server.target) as client,
+    ):
+        cards = {card.name: card for card in client.list_models().models}
+        events = list(client.chat("Hello", sampling={"max_tokens": 6, "temperature": 0}))
+    return {"cards": cards, "events": events, "log": log.read_text()}
+
+
+def test_server_serves_openvino(tiny_dir, export, tmp_path):
+    registry = tmp_path / "models.yaml"
+    registry.write_text(
+        f"models:\n  tiny-ov:\n    checkpoint: {tiny_dir}\n"
+        f"    engine: openvino\n    weight_format: fp32\n"
+    )
+    env = {"CHATFORGE_HOME": str(export.parent.parent)}  # the module's export, reused
+    served = serve_one(registry, env, tmp_path / "server.log")
+    card = served["cards"]["tiny-ov"]
+    assert (card.engine, card.weight_format) == ("openvino", "fp32")
+    assert finished_of(served["events"]).usage.completion_tokens == 6
+    assert "exporting" not in served["log"]
+
+
+def test_failed_export_falls_back_to_native(tiny_dir, tmp_path):
+    broken = tmp_path / "exporter"
+    broken.write_text("#!/bin/sh\necho 'no exporter here: broken on purpose' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    registry = tmp_path / "models.yaml"
+    registry.write_text(f"models:\n  tiny-ov:\n    checkpoint: {tiny_dir}\n    engine: openvino\n")
+    env = {"CHATFORGE_HOME": str(tmp_path / "home"), "CHATFORGE_EXPORT_PYTHON": str(broken)}
+    served = serve_one(registry, env, tmp_path / "server.log")
+    assert served["cards"]["tiny-ov"].engine == "native"
+    assert finished_of(served["events"]).usage.completion_tokens == 6
+    assert "OpenVINO export failed, serving natively" in served["log"]
+    assert "broken on purpose" in served["log"]
