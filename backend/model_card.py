@@ -17,6 +17,9 @@ Design decisions:
   run.json, at a hub id, at a loop, or after MAX_LINEAGE runs.
 - The card carries the model's default sampling (models.yaml `sampling:`) with the reason
   it was chosen, so a client starts from the values the server would use.
+- The card says which engine serves the model (`native` or `openvino`) and, for OpenVINO,
+  the export's weight format; an OpenVINO model has no torch module, so its architecture
+  and parameter count come from the checkpoint's config and safetensors headers.
 - `record_eval` is the one writer (the `RecordEval` RPC): it writes into `evals/` through a
   temporary file and a rename, so `GetModel` never reads half a results file.
 """
@@ -24,7 +27,10 @@ Design decisions:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+
+from transformers import AutoConfig
 
 from backend import eval_files
 from backend.model_loader import LoadedModel
@@ -103,14 +109,33 @@ def record_eval(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def _parameters(folder: Path) -> int:
+    """The checkpoint's parameter count from its safetensors headers (no weights read)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in folder.glob("*.safetensors"):
+        with safe_open(path, "np") as weights:
+            for name in weights.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                total += math.prod(weights.get_slice(name).get_shape())
+    return total
+
+
 def build_card(loaded: LoadedModel, is_default: bool, full: bool) -> chat_pb2.ModelCard:
-    config = loaded.model.config
     folder = Path(loaded.path)
+    if loaded.model is not None:
+        config = loaded.model.config
+        parameters = sum(p.numel() for p in loaded.model.parameters())
+    else:  # OpenVINO serves it: the checkpoint's own config and weight headers
+        config = AutoConfig.from_pretrained(loaded.path)
+        parameters = _parameters(folder)
     run_json = folder / "run.json"
     card = chat_pb2.ModelCard(
         name=loaded.name,
         architecture=(config.architectures or [type(loaded.model).__name__])[0],
-        parameters=sum(p.numel() for p in loaded.model.parameters()),
+        parameters=parameters,
+        engine=loaded.engine_kind,
+        weight_format=loaded.weight_format,
         quantization=loaded.spec.quantization,
         dtype=str(loaded.dtype).removeprefix("torch."),
         device=str(loaded.device),

@@ -19,6 +19,13 @@ Design decisions:
   sequences of the full context could use twice over (the rest would never be touched).
   Defaults differ by device: a CPU step is bound by reading the weights, so 32 rows and
   256 tokens a step keep a step short; a GPU takes far more of both.
+- `engine:` (backend/registry.py) picks the native engine or OpenVINO GenAI
+  (backend/openvino_engine.py over an export by backend/openvino_export.py). `auto` takes
+  OpenVINO where it can run: `openvino_genai` imports, the device is an x86 CPU, no
+  adapters and no native `quantization`; otherwise it loads native and logs why. A model
+  with adapters is served natively (the OpenVINO engine has none yet), with a warning.
+  A failed export falls back to the native engine with a warning naming the reason, so a
+  model that served yesterday still serves. An OpenVINO model loads no torch weights.
 - `quantization` is applied at load time with the library that does it: `int8` is torchao's
   int8 weight-only (CPU and CUDA), `int8-dynamic` torch's dynamic int8 of every Linear (CPU
   only; fast but it also quantizes activations, and on SmolLM2 longer answers degrade),
@@ -30,19 +37,30 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import math
+import platform
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from backend.engine import Engine, EngineConfig, StepStats
 from backend.gguf_convert import prepare_gguf
+from backend.openvino_engine import (
+    OpenVinoEngine,
+    cache_gigabytes,
+    kv_bytes_per_token,
+    open_pipeline,
+)
+from backend.openvino_export import ExportError, export_openvino
 from backend.paged_llama import PagedLlama
 from backend.registry import ModelSpec
 from backend.text_codec import TextCodec
+
+log = logging.getLogger("chatforge.models")
 
 # Told the engine group's name (its base model) and what each step did: the metrics.
 StepObserver = Callable[[str, StepStats], None]
@@ -53,12 +71,17 @@ class LoadedModel:
     spec: ModelSpec
     path: str  # the checkpoint folder (or hub id) the weights came from
     codec: TextCodec
-    model: torch.nn.Module
-    engine: Engine
+    model: torch.nn.Module | None  # None when OpenVINO serves it (no torch weights)
+    engine: Engine | OpenVinoEngine
     context_length: int
     device: torch.device
     dtype: torch.dtype
     adapter: str | None = None  # this model's adapter in the group's shared PEFT model
+    weight_format: str = ""  # the OpenVINO export's, when OpenVINO serves it
+
+    @property
+    def engine_kind(self) -> str:
+        return "openvino" if isinstance(self.engine, OpenVinoEngine) else "native"
 
     @property
     def name(self) -> str:
@@ -235,6 +258,10 @@ def _load_group(
     tokenizer = AutoTokenizer.from_pretrained(path)
     if not tokenizer.chat_template:
         raise ValueError(f"model `{base.name}`: the tokenizer in {path} has no chat template")
+    if use_openvino(base, device, adapters):
+        served = _load_openvino(base, path, tokenizer, device, dtype, on_step)
+        if served is not None:
+            return [served]
     model = load_weights(base, path, device, dtype)
     if adapters:
         model = _attach_adapters(model, adapters, base)
@@ -260,6 +287,55 @@ def _load_group(
             LoadedModel(spec, spec.adapter, codec, model, engine, context, device, dtype, spec.name)
         )
     return loaded
+
+
+def use_openvino(spec: ModelSpec, device: torch.device, adapters: list[ModelSpec]) -> bool:
+    """Whether OpenVINO should serve `spec` (models.yaml `engine:`); says why not."""
+    if spec.engine == "native":
+        return False
+    reasons = []
+    if importlib.util.find_spec("openvino_genai") is None:
+        reasons.append("the `openvino-genai` package is not installed")
+    if device.type != "cpu" or platform.machine().lower() not in ("x86_64", "amd64"):
+        reasons.append(
+            f"OpenVINO serves on an x86 CPU and this is {device} on {platform.machine()}"
+        )
+    if spec.quantization != "none":
+        reasons.append(f"`quantization: {spec.quantization}` is the native engine's")
+    if adapters:
+        reasons.append("it has adapters, which the OpenVINO engine does not serve")
+    if not reasons:
+        return True
+    level = logging.WARNING if spec.engine == "openvino" or adapters else logging.INFO
+    log.log(level, "model `%s`: served by the native engine: %s", spec.name, "; ".join(reasons))
+    return False
+
+
+def _load_openvino(
+    spec: ModelSpec, path: str, tokenizer, device, dtype, on_step: StepObserver | None
+) -> LoadedModel | None:
+    """The model served by OpenVINO, or None (logged) when its export fails."""
+    try:
+        folder = export_openvino(path, spec.weight_format)
+    except ExportError as exc:
+        log.warning("model `%s`: OpenVINO export failed, serving natively: %s", spec.name, exc)
+        return None
+    config = AutoConfig.from_pretrained(path)
+    context = spec.max_context or getattr(config, "max_position_embeddings", 2048)
+    engine_settings, kv_cache_mb = engine_config(spec, device)
+    capacity = cache_gigabytes(kv_cache_mb) * 2**30 // kv_bytes_per_token(folder)
+    engine = OpenVinoEngine(
+        open_pipeline(folder, engine_settings, kv_cache_mb),
+        eos_token_ids(path, tokenizer),
+        context,
+        engine_settings,
+        token_capacity=capacity,
+        on_step=functools.partial(on_step, spec.name) if on_step else None,
+    )
+    codec = TextCodec(tokenizer)
+    return LoadedModel(
+        spec, path, codec, None, engine, context, device, dtype, None, spec.weight_format
+    )
 
 
 def _base_path(spec: ModelSpec) -> str:

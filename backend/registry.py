@@ -24,6 +24,10 @@ models:
     kv_cache_mb: 1024       # KV cache preallocated at load (default 1024 CPU, 8192 CUDA)
     prefix_cache: true      # reuse the KV of shared prompt prefixes and earlier turns
     deterministic: false    # true: answers identical alone and batched (several x slower)
+  smollm2-openvino:
+    gguf: builtin
+    engine: openvino        # native (default) | openvino | auto (OpenVINO where it can run)
+    weight_format: int8     # the OpenVINO export: fp32 | fp16 | int8 | int4 | int4-gN
 include:                   # more registry files, merged in; missing ones are skipped
   - runs/models.yaml
 collections:               # retrieval indexes built by `python -m backend ingest`
@@ -48,6 +52,12 @@ Design decisions:
   unset (temperature, top_k, top_p, max_tokens, repetition_penalty) and `why` they were
   chosen; GetModel shows both, so a client (the UI) starts from them. Unset keys keep the
   server's defaults (`backend.sampling.SamplingConfig`), and the ranges are the API's.
+- `engine:` picks what serves a model: `native` (backend/engine.py, every device, adapters,
+  Score), `openvino` (OpenVINO GenAI's continuous batching on an export of the checkpoint
+  in `weight_format`, x86 CPU; backend/openvino_engine.py), or `auto` (OpenVINO where it
+  can run, else native; backend/model_loader.py says why in its log). `native` is the
+  default because an export costs time and disk per model: the committed default model
+  opts in. `quantization` is the native engine's; an OpenVINO model sets `weight_format`.
 - `include` lets commands that produce models (training, fine-tuning) register them in a
   file of their own under runs/, so the committed models.yaml is never rewritten by a run.
 """
@@ -114,6 +124,8 @@ class ModelSpec(BaseModel):
     # Row-invariant products (backend/paged_llama.py): opt-in, it costs several times the
     # speed of one stream.
     deterministic: bool = False
+    engine: Literal["auto", "openvino", "native"] = "native"
+    weight_format: str = Field("int8", pattern=r"^(fp32|fp16|int8|int4(-g[1-9][0-9]*)?)$")
     sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
 
     @model_validator(mode="after")
@@ -125,6 +137,16 @@ class ModelSpec(BaseModel):
             )
         if bool(self.base) != bool(self.adapter):
             raise ValueError("`base` and `adapter` go together: an adapter needs its base")
+        if self.engine == "openvino" and self.quantization != "none":
+            raise ValueError(
+                f"`quantization: {self.quantization}` is the native engine's; an OpenVINO "
+                "model sets `weight_format` (fp32, fp16, int8, int4) instead"
+            )
+        if self.engine == "openvino" and self.device not in ("auto", "cpu"):
+            raise ValueError(
+                f"`engine: openvino` runs on the CPU and this model's device is {self.device}; "
+                "use `engine: native` (or `auto`) on a GPU"
+            )
         return self
 
     @property
@@ -231,6 +253,7 @@ def load_registry(path: Path | str = DEFAULT_CONFIG) -> Registry:
 _SHARED_SETTINGS = (
     "dtype", "quantization", "device", "max_context",
     "max_queue", "max_batch_size", "max_batch_tokens", "kv_cache_mb", "prefix_cache",
+    "engine", "weight_format",
 )  # fmt: skip
 
 

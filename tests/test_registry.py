@@ -43,6 +43,18 @@ def test_relative_checkpoint_and_include(tmp_path):
             "sampling.temperature",
         ),
         ("models:\n  a:\n    checkpoint: x\n    sampling:\n      temprature: 0\n", 5, "temprature"),
+        ("models:\n  a:\n    checkpoint: x\n    weight_format: int3\n", 4, "weight_format"),
+        ("models:\n  a:\n    checkpoint: x\n    engine: onnx\n", 4, "engine"),
+        (
+            "models:\n  a:\n    checkpoint: x\n    engine: openvino\n    quantization: int8\n",
+            2,
+            "sets `weight_format`",
+        ),
+        (
+            "models:\n  a:\n    checkpoint: x\n    engine: openvino\n    device: cuda\n",
+            2,
+            "runs on the CPU",
+        ),
     ],
 )
 def test_errors_name_file_line_and_problem(tmp_path, text, line, fragment):

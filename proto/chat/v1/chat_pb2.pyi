@@ -224,7 +224,7 @@ class TrainingMetric(_message.Message):
     def __init__(self, step: _Optional[int] = ..., epoch: _Optional[float] = ..., tokens_seen: _Optional[int] = ..., train_loss: _Optional[float] = ..., val_loss: _Optional[float] = ..., lr: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., flops: _Optional[float] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "default_sampling", "default_sampling_note", "lineage", "eval_summaries")
+    __slots__ = ("name", "architecture", "parameters", "quantization", "dtype", "device", "source", "is_default", "context_length", "vocab_size", "adapter", "base_model", "run_json", "metrics", "default_sampling", "default_sampling_note", "lineage", "eval_summaries", "engine", "weight_format")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,8 @@ class ModelCard(_message.Message):
     DEFAULT_SAMPLING_NOTE_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
     EVAL_SUMMARIES_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     name: str
     architecture: str
     parameters: int
@@ -261,7 +263,9 @@ class ModelCard(_message.Message):
     default_sampling_note: str
     lineage: _containers.RepeatedCompositeFieldContainer[TrainingStage]
     eval_summaries: _containers.RepeatedCompositeFieldContainer[EvalSummary]
-    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., eval_summaries: _Optional[_Iterable[_Union[EvalSummary, _Mapping]]] = ...) -> None: ...
+    engine: str
+    weight_format: str
+    def __init__(self, name: _Optional[str] = ..., architecture: _Optional[str] = ..., parameters: _Optional[int] = ..., quantization: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., source: _Optional[str] = ..., is_default: _Optional[bool] = ..., context_length: _Optional[int] = ..., vocab_size: _Optional[int] = ..., adapter: _Optional[str] = ..., base_model: _Optional[str] = ..., run_json: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[TrainingMetric, _Mapping]]] = ..., default_sampling: _Optional[_Union[SamplingParams, _Mapping]] = ..., default_sampling_note: _Optional[str] = ..., lineage: _Optional[_Iterable[_Union[TrainingStage, _Mapping]]] = ..., eval_summaries: _Optional[_Iterable[_Union[EvalSummary, _Mapping]]] = ..., engine: _Optional[str] = ..., weight_format: _Optional[str] = ...) -> None: ...
 
 class TrainingStage(_message.Message):
     __slots__ = ("name", "kind", "metrics", "run_json")
