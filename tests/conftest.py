@@ -85,7 +85,7 @@ def tiny_registry(tmp_path_factory, tiny_model_dir) -> Path:
 def tiny_server(tiny_registry, tmp_path_factory):
     """A real server process serving the tiny models; shared by the session."""
     log = tmp_path_factory.mktemp("logs") / "tiny-server.log"
-    with BackendProcess(tiny_registry, extra_args=NO_CACHE, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=NO_CACHE, log_path=log, http_port=0) as server:
         yield server
 
 
@@ -134,7 +134,7 @@ def locked_server(tiny_registry, keys, tmp_path_factory):
     """The tiny models behind API keys (`keys`); shared by the auth and UI login tests."""
     log = tmp_path_factory.mktemp("logs") / "locked-server.log"
     extra = ["--keys-file", keys["file"], *NO_CACHE]
-    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=extra, log_path=log, http_port=0) as server:
         yield server
 
 
@@ -258,5 +258,5 @@ def rag_server(tiny_registry, docs_index, tmp_path_factory):
     """The tiny models plus the `docs` collection (`serve --collection docs=DIR`)."""
     log = tmp_path_factory.mktemp("logs") / "rag-server.log"
     extra = ["--collection", f"docs={docs_index[1]}"]
-    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=extra, log_path=log, http_port=0) as server:
         yield server
