@@ -120,6 +120,7 @@ def keys(tmp_path_factory) -> dict[str, str]:
     made["rpm"], _ = add_key(path, "rpm", "user", Limits(3, 0, 0))
     made["streams"], _ = add_key(path, "streams", "user", Limits(0, 1, 0))
     made["tpm"], _ = add_key(path, "tpm", "user", Limits(0, 0, 20))
+    made["shared-rpm"], _ = add_key(path, "shared-rpm", "user", Limits(2, 0, 0))  # both APIs
     made["expired"], _ = add_key(path, "expired", "user", UNLIMITED, expires_days=1)
     data = yaml.safe_load(path.read_text())
     for entry in data["keys"]:
