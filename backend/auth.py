@@ -15,6 +15,8 @@ Design decisions:
   the server (`ADMIN_METHODS`), which answer PERMISSION_DENIED.
 - A keys file that turns invalid while the server runs (a bad hand edit) is logged and
   the keys read last stay in force, rather than locking everyone out or letting all in.
+- The HTTP API (backend/http_api.py) calls `check` on the same interceptor object, so
+  keys, roles and rate limits are one state across both APIs.
 - Besides the keys file, the keys the server issued to the eval runs it started
   (backend/run_keys.py) are accepted, as admins, for as long as their run lasts.
 """
@@ -50,7 +52,9 @@ def chat_tokens(response: Any) -> int:
     return 0
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A call the keys or limits refuse: its status, message and trailers."""
+
     def __init__(self, code: grpc.StatusCode, message: str, trailers: tuple = ()) -> None:
         super().__init__(message)
         self.code, self.message, self.trailers = code, message, trailers
@@ -87,28 +91,28 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _check(self, method: str, metadata, stream: bool) -> ApiKey:
-        """The caller's key, admitted (a stream slot taken when `stream`), or _Refused."""
+    def check(self, method: str, metadata, stream: bool) -> ApiKey:
+        """The caller's key, admitted (a stream slot taken when `stream`), or Refused."""
         try:
             self.keys.refresh()
         except KeysError as error:
             log.error("keys file unreadable, keeping the keys read before: %s", error)
         header = next((v for k, v in metadata if k == "authorization"), None)
         if header is None:
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, f"missing API key: {_HOW}")
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, f"missing API key: {_HOW}")
         scheme, _, token = str(header).partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _Refused(
+            raise Refused(
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"authorization metadata is not `Bearer <key>`: {_HOW}",
             )
         try:
             key = self.run_keys.verify(token.strip()) or self.keys.verify(token.strip())
         except KeysError as error:
-            raise _Refused(grpc.StatusCode.UNAUTHENTICATED, str(error)) from None
+            raise Refused(grpc.StatusCode.UNAUTHENTICATED, str(error)) from None
         if method in ADMIN_METHODS and key.role != "admin":
             name = method.rsplit("/", 1)[1]
-            raise _Refused(
+            raise Refused(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{name} writes on the server and needs an admin key; key {key.id} "
                 f"({key.name}) has role {key.role}",
@@ -116,7 +120,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         refusal = self.limiter.admit(key.id, key.limits, stream)
         if refusal is not None:
             log.warning("key %s refused on %s: %s", key.id, method, refusal.limit)
-            raise _Refused(
+            raise Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{refusal.message} (key {key.id})",
                 (
@@ -129,8 +133,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def _guard_unary(self, behavior, method: str, metadata):
         async def guarded(request, context):
             try:
-                self._check(method, metadata, stream=False)
-            except _Refused as refused:
+                self.check(method, metadata, stream=False)
+            except Refused as refused:
                 await context.abort(refused.code, refused.message, refused.trailers)
             result = behavior(request, context)
             return await result if inspect.isawaitable(result) else result
@@ -140,8 +144,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def _guard_stream(self, behavior, method: str, metadata):
         async def guarded(request, context):
             try:
-                key = self._check(method, metadata, stream=True)
-            except _Refused as refused:
+                key = self.check(method, metadata, stream=True)
+            except Refused as refused:
                 await context.abort(refused.code, refused.message, refused.trailers)
             try:
                 async for response in behavior(request, context):

@@ -58,6 +58,7 @@ class CallRecord:
     metrics: ServerMetrics
     request: chat_pb2.ChatRequest | None = None  # Chat's, for the GenAI attributes
     model: str = ""
+    api: str = "grpc"  # the API the call came through: grpc or http
     adapter: str | None = None
     code: str = "OK"
     error: str = ""
@@ -108,7 +109,7 @@ class CallRecord:
         ended = time.perf_counter()
         # A refused call may name no model (or one that does not exist): "unknown".
         label = self.model if self.code == "OK" else self.model or "unknown"
-        self.metrics.requests.labels(label, self.method, self.code).inc()
+        self.metrics.requests.labels(label, self.method, self.code, self.api).inc()
         if self.request is not None:
             self._chat_metrics(label, ended)
             self._engine_spans(ended)
@@ -177,6 +178,7 @@ class CallRecord:
     def _fields(self, ended: float) -> dict[str, object]:
         fields: dict[str, object] = {
             "method": self.method,
+            "api": self.api,
             "request_id": self.request_id,
             "code": self.code,
             "peer": self.peer,

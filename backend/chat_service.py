@@ -256,7 +256,13 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
         metadata = context.invocation_metadata() or ()
         token = attach_remote(metadata)
         record = CallRecord(
-            method, request_id_of(metadata, requested_id), context.peer(), self.metrics, model=model
+            method,
+            request_id_of(metadata, requested_id),
+            context.peer(),
+            self.metrics,
+            model=model,
+            # A context that is not grpc's (the HTTP API's) names its API.
+            api=getattr(context, "api", "grpc"),
         )
         try:
             with log_context(request_id=record.request_id):

@@ -77,7 +77,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_tracing("chatforge-backend")
 
+    from backend.http_api import HttpConfig
+
     run_keys = RunKeys()  # the keys of the eval runs this server starts (RunEval)
+    http = None
+    if settings.http_port is not None:  # same interface and certificate as gRPC
+        http = HttpConfig(
+            settings.http_port, settings.tls_cert, settings.tls_key, settings.tls_client_ca
+        )
     config = ServerConfig(
         host=settings.host,
         port=settings.port,
@@ -87,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         interceptors=interceptors(settings, run_keys),
         run_keys=run_keys,
         eval_args=settings.eval_arg,
+        http=http,
         grace_seconds=settings.grace,
         watch_models=settings.watch_models,
         policy=policy,

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backend.client import ChatClient
 from backend.settings import ClientSettings
 
-_LISTENING = re.compile(r"listening on (\S+):(\d+) metrics on (\S+):(\d+)")
+_LISTENING = re.compile(r"listening on (\S+):(\d+) metrics on (\S+):(\d+)(?: http on (\S+):(\d+))?")
 
 
 class BackendError(RuntimeError):
@@ -56,10 +56,14 @@ class BackendProcess:
         env: dict[str, str] | None = None,
         log_path: Path | str | None = None,
         client: ClientSettings | None = None,
+        http_port: int | None = None,
     ) -> None:
-        """`client`: how to reach it (TLS, key) for the health check; default: environment."""
+        """`client`: how to reach it (TLS, key) for the health check; default: environment.
+        `http_port`: serve the HTTP API too (0: a free port, read back as `self.http_port`)."""
         self.args = [sys.executable, "-m", "backend", "serve", "--host", host]
         self.args += ["--port", str(port), "--metrics-port", str(metrics_port)]
+        if http_port is not None:
+            self.args += ["--http-port", str(http_port)]
         if config is not None:
             self.args += ["--config", str(config)]
         self.args += extra_args or []
@@ -71,10 +75,16 @@ class BackendProcess:
         self.port = 0
         self.metrics_host = host
         self.metrics_port = 0
+        self.http_port = 0
 
     @property
     def target(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP API's base URL (`.../v1` is OpenAI's base_url)."""
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def metrics_url(self) -> str:
@@ -95,6 +105,7 @@ class BackendProcess:
             if match:
                 self.port, self.metrics_port = int(match[2]), int(match[4])
                 self.metrics_host = match[3]
+                self.http_port = int(match[6] or 0)
             elif time.monotonic() > deadline:
                 self.stop()
                 raise BackendError(f"backend did not start listening:\n{self.log_tail()}")

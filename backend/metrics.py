@@ -6,7 +6,8 @@ Design decisions:
 - Latency histograms use buckets spread over what a CPU and a GPU produce: a few ms per
   token on a GPU, up to seconds for a first token on a 2-core laptop.
 - Requests are counted by model, method and final gRPC status code once each call ends,
-  so a cancelled stream counts as CANCELLED, not OK; errors by code are the non-OK codes
+  so a cancelled stream counts as CANCELLED, not OK (labelled by API: `grpc` or `http`,
+  whose calls carry the same status names); errors by code are the non-OK codes
   of that one counter, so an error ratio is one division.
 - Names follow vLLM's (`request_success_total{finished_reason}`, `prompt_tokens_total`,
   `generation_tokens_total`, `e2e_request_latency_seconds`, ...) with the `chatforge_`
@@ -58,8 +59,8 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "chatforge_requests",
-            "RPCs handled, by model, method and final status code.",
-            ["model", "method", "code"],
+            "Calls handled, by API (grpc, http), model, method and final status code.",
+            ["model", "method", "code", "api"],
             registry=self.registry,
         )
         self.time_to_first_token = Histogram(

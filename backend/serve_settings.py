@@ -31,6 +31,10 @@ class ServeSettings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="gRPC interface (0.0.0.0: all)")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0: any free port)")
+    http_port: int | None = Field(
+        None, ge=0, le=65535, description="OpenAI-compatible HTTP API port on --host "
+        "(0: any free port; unset: off)",
+    )  # fmt: skip
     metrics_host: str = Field("127.0.0.1", description="Prometheus /metrics interface")
     metrics_port: int = Field(9100, ge=0, le=65535, description="Prometheus /metrics port")
     grace: float = Field(30.0, ge=0, description="seconds streams may finish when draining")

@@ -31,7 +31,8 @@ Design decisions:
   come in the config (backend/security.py builds them from the settings); /metrics binds
   to its own address, 127.0.0.1 unless told otherwise.
 - Port 0 asks the OS for a free port; the ports actually bound are logged in one line
-  (`listening on HOST:PORT metrics on HOST:PORT`) that tests and scripts can read.
+  (`listening on HOST:PORT metrics on HOST:PORT [http on HOST:PORT]`) that tests and
+  scripts can read. The HTTP API (`--http-port`) runs on this loop, over the same service.
 - With tracing on (the `OTEL_*` variables, telemetry/tracing.py) the OpenTelemetry gRPC
   instrumentation's aio interceptor opens a server span per RPC; off, there is none.
 - Besides its TCP port the server listens on a Unix socket in a private temporary folder,
@@ -60,6 +61,7 @@ from backend.chat_service import ChatService, ModelSet
 from backend.eval_runs import EvalRuns
 from backend.guardrails import Guard, Policy, PolicyError
 from backend.guardrails.classifier import ClassifierError
+from backend.http_api import HttpApi, HttpConfig, HttpServer, find_auth
 from backend.metrics import ServerMetrics
 from backend.model_loader import load_models
 from backend.model_reload import ModelReloader
@@ -95,6 +97,8 @@ class ServerConfig:
     # and arguments every run gets (`--eval-arg`).
     run_keys: RunKeys = field(default_factory=RunKeys)
     eval_args: list[str] = field(default_factory=list)
+    # The OpenAI-compatible HTTP API on the same interface (None: off), backend/http_api.py.
+    http: HttpConfig | None = None
 
 
 class Signals:
@@ -148,6 +152,7 @@ class ChatServer:
         self.metrics_port = 0
         self._grpc: grpc.aio.Server | None = None
         self._metrics_server = None
+        self._http: HttpServer | None = None
 
     async def _set_health(self, status) -> None:
         for name in ("", SERVICE_NAME):
@@ -197,9 +202,15 @@ class ChatServer:
             self.config.metrics_port, self.config.metrics_host
         )
         self.metrics_port = self._metrics_server.server_port
+        http = ""
+        if self.config.http is not None:
+            api = HttpApi(self.service, find_auth(self.config.interceptors))
+            self._http = HttpServer(api, self.config.host, self.config.http)
+            self._http.start()
+            http = f" http on {self.config.host}:{self._http.port}"
         log.info(
-            "listening on %s:%d metrics on %s:%d (%s, %s)",
-            self.config.host, self.port, self.config.metrics_host, self.metrics_port,
+            "listening on %s:%d metrics on %s:%d%s (%s, %s)",
+            self.config.host, self.port, self.config.metrics_host, self.metrics_port, http,
             "TLS" if self.config.credentials else "plaintext",
             "API keys" if self.config.interceptors else "open",
         )  # fmt: skip
@@ -264,6 +275,8 @@ class ChatServer:
             *(asyncio.to_thread(m.engine.stop) for m in self.models.models.values())
         )
         await self.service.wait_idle(5.0)
+        if self._http is not None:
+            await self._http.stop()
         await self._grpc.stop(grace=1.0)
         self.service.close()
         shutil.rmtree(self.eval_socket.parent, ignore_errors=True)

@@ -97,6 +97,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-port", type=int, default=_env_port("CHATFORGE_METRICS_PORT", 9100)
     )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=_env_port("CHATFORGE_HTTP_PORT", 8000),
+        help="the OpenAI-compatible HTTP API (http://HOST:PORT/v1)",
+    )
     parser.add_argument("--ui-port", type=int, default=_env_port("CHATFORGE_UI_PORT", 7860))
     parser.add_argument(
         "--log-dir", default=str(ROOT / "runs" / "demo"), help="a folder per run of logs, in here"
@@ -236,6 +242,7 @@ def run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         host=args.host,
         port=args.grpc_port,
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         extra_args=["--grace", str(args.grace)]
         + (["--collection", f"{docs.name}={docs.index_dir}"] if docs else []),
         log_path=log_dir / "backend.log",
@@ -252,6 +259,7 @@ def run(args: argparse.Namespace, interrupts: Interrupts) -> int:
         print(f"backend: starting with {names} (log: {backend.log_path})", flush=True)
         with interrupts.deferred():  # bound, still loading: start the UI meanwhile
             backend.start(wait_serving=False)
+        print(f"backend: OpenAI-compatible API at {backend.http_url}/v1", flush=True)
         ui = UiProcess(
             backend.target, host=args.host, port=args.ui_port, log_path=log_dir / "ui.log"
         )

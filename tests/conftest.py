@@ -85,7 +85,7 @@ def tiny_registry(tmp_path_factory, tiny_model_dir) -> Path:
 def tiny_server(tiny_registry, tmp_path_factory):
     """A real server process serving the tiny models; shared by the session."""
     log = tmp_path_factory.mktemp("logs") / "tiny-server.log"
-    with BackendProcess(tiny_registry, extra_args=NO_CACHE, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=NO_CACHE, log_path=log, http_port=0) as server:
         yield server
 
 
@@ -120,6 +120,7 @@ def keys(tmp_path_factory) -> dict[str, str]:
     made["rpm"], _ = add_key(path, "rpm", "user", Limits(3, 0, 0))
     made["streams"], _ = add_key(path, "streams", "user", Limits(0, 1, 0))
     made["tpm"], _ = add_key(path, "tpm", "user", Limits(0, 0, 20))
+    made["shared-rpm"], _ = add_key(path, "shared-rpm", "user", Limits(2, 0, 0))  # both APIs
     made["expired"], _ = add_key(path, "expired", "user", UNLIMITED, expires_days=1)
     data = yaml.safe_load(path.read_text())
     for entry in data["keys"]:
@@ -134,7 +135,7 @@ def locked_server(tiny_registry, keys, tmp_path_factory):
     """The tiny models behind API keys (`keys`); shared by the auth and UI login tests."""
     log = tmp_path_factory.mktemp("logs") / "locked-server.log"
     extra = ["--keys-file", keys["file"], *NO_CACHE]
-    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=extra, log_path=log, http_port=0) as server:
         yield server
 
 
@@ -258,5 +259,5 @@ def rag_server(tiny_registry, docs_index, tmp_path_factory):
     """The tiny models plus the `docs` collection (`serve --collection docs=DIR`)."""
     log = tmp_path_factory.mktemp("logs") / "rag-server.log"
     extra = ["--collection", f"docs={docs_index[1]}"]
-    with BackendProcess(tiny_registry, extra_args=extra, log_path=log) as server:
+    with BackendProcess(tiny_registry, extra_args=extra, log_path=log, http_port=0) as server:
         yield server
