@@ -264,12 +264,14 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
             # A context that is not grpc's (the HTTP API's) names its API.
             api=getattr(context, "api", "grpc"),
         )
+        finalised = False  # closed by the loop's async-generator finaliser, in its context
         try:
             with log_context(request_id=record.request_id):
                 await context.send_initial_metadata([(REQUEST_ID_HEADER, record.request_id)])
                 try:
                     yield record
-                except (asyncio.CancelledError, GeneratorExit):
+                except (asyncio.CancelledError, GeneratorExit) as exc:
+                    finalised = isinstance(exc, GeneratorExit)
                     remaining = context.time_remaining()
                     expired = remaining is not None and remaining <= 0
                     record.code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
@@ -285,7 +287,11 @@ class ChatService(chat_pb2_grpc.ChatServiceServicer):
                 else:
                     record.close()
         finally:
-            detach(token)
+            # A stream abandoned without `aclose` is closed from another context, where the
+            # trace token was never set (detaching there logs a traceback); the call's own
+            # context, token included, is discarded with its task.
+            if not finalised:
+                detach(token)
 
     async def _in_pool(self, fn, *args, abandon=None):
         """`fn(*args)` on the CPU pool. If the call is cancelled meanwhile, `abandon` gets

@@ -109,7 +109,10 @@ def log_context(**fields: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        _fields.reset(token)
+        # A block left from another context (an async generator closed by the event loop's
+        # finaliser) cannot reset; the context that holds the fields is discarded anyway.
+        with contextlib.suppress(ValueError):
+            _fields.reset(token)
 
 
 def context_fields() -> dict[str, Any]:
