@@ -302,6 +302,33 @@ class StepStats:
 # KV blocks ---------------------------------------------------------------------------
 
 
+def check_fits(tokens: int, cache_tokens: int | None) -> None:
+    """Refuse a request that needs more KV cache than an engine has in all (None: the
+    engine does not say)."""
+    if cache_tokens is not None and tokens > cache_tokens:
+        raise RequestTooLargeError(
+            f"the request needs {tokens} tokens of KV cache and this model's cache holds "
+            f"{cache_tokens}; send a shorter prompt or fewer max_tokens, or give the model a "
+            "larger kv_cache_mb in models.yaml"
+        )
+
+
+def check_generation(
+    prompt_ids: Sequence[int], config: SamplingConfig, context_length: int, cache_tokens: int | None
+) -> int:
+    """The checks every engine makes of a generation at submit; the most tokens it can
+    reach (prompt plus max_tokens, within the context)."""
+    if not prompt_ids:
+        raise ValueError("a generation needs at least one prompt token")
+    if len(prompt_ids) >= context_length:
+        raise ValueError(
+            f"the prompt has {len(prompt_ids)} tokens and the context {context_length}"
+        )
+    capacity = min(len(prompt_ids) + config.max_tokens, context_length)
+    check_fits(capacity, cache_tokens)
+    return capacity
+
+
 class BlockPool:
     """Reference-counted KV blocks; published full blocks stay findable by their chain key
     until evicted, least recently used first, when a fresh block is needed."""
@@ -480,16 +507,11 @@ class Engine:
     ) -> Generation:
         """Queue a generation; `request_id` names it in errors (a serial number if empty)."""
         self._check_adapter(adapter)
-        if not prompt_ids:
-            raise ValueError("a generation needs at least one prompt token")
-        if len(prompt_ids) >= self.context_length:
-            raise ValueError(
-                f"the prompt has {len(prompt_ids)} tokens and the context {self.context_length}"
-            )
+        capacity = check_generation(
+            prompt_ids, config, self.context_length, self.pool.num_blocks * self.block_size
+        )
         request_id = request_id or str(next(self._ids))
         generation = Generation(request_id, list(prompt_ids), config, adapter)
-        capacity = min(len(prompt_ids) + config.max_tokens, self.context_length)
-        self._check_fits(capacity)
         seq = _Seq(
             list(prompt_ids), adapter, capacity, len(prompt_ids) - 1, generation, time.monotonic()
         )
@@ -537,13 +559,7 @@ class Engine:
             raise ValueError(f"unknown adapter {adapter!r}; this engine has: {known}")
 
     def _check_fits(self, tokens: int) -> None:
-        blocks = math.ceil(tokens / self.block_size)
-        if blocks > self.pool.num_blocks:
-            raise RequestTooLargeError(
-                f"the request needs {tokens} tokens of KV cache and this model's cache holds "
-                f"{self.pool.num_blocks * self.block_size}; send a shorter prompt or fewer "
-                "max_tokens, or give the model a larger kv_cache_mb in models.yaml"
-            )
+        check_fits(tokens, self.pool.num_blocks * self.block_size)
 
     def _enqueue(self, *seqs: _Seq) -> None:
         with self._wakeup:

@@ -60,6 +60,7 @@ from backend.engine import (
     QueueFullError,
     RequestTooLargeError,
     StepStats,
+    check_generation,
 )
 from backend.sampling import SamplingConfig
 
@@ -162,19 +163,7 @@ class OpenVinoEngine:
         """Queue a generation; `request_id` names it in errors (a serial number if empty)."""
         if adapter is not None:
             raise ValueError(f"unknown adapter {adapter!r}; this engine has: none")
-        if not prompt_ids:
-            raise ValueError("a generation needs at least one prompt token")
-        if len(prompt_ids) >= self.context_length:
-            raise ValueError(
-                f"the prompt has {len(prompt_ids)} tokens and the context {self.context_length}"
-            )
-        tokens = min(len(prompt_ids) + config.max_tokens, self.context_length)
-        if self.token_capacity is not None and tokens > self.token_capacity:
-            raise RequestTooLargeError(
-                f"the request needs {tokens} tokens of KV cache and this model's cache holds "
-                f"{self.token_capacity}; send a shorter prompt or fewer max_tokens, or give "
-                "the model a larger kv_cache_mb in models.yaml"
-            )
+        check_generation(prompt_ids, config, self.context_length, self.token_capacity)
         serial = next(self._ids)
         generation = Generation(request_id or str(serial), list(prompt_ids), config)
         request = _Request(generation, serial, time.monotonic())
