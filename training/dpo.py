@@ -41,6 +41,7 @@ from training.finetune import (
     check_output,
     check_target_modules,
     load_base,
+    train_resumable,
     wrap_peft,
 )
 from training.metrics_log import METRICS_FILE, MetricsLog
@@ -188,15 +189,7 @@ def dpo(settings: DPOSettings) -> dict:
         processing_class=tokenizer,
         callbacks=[metrics_callback(MetricsLog(out, resume_step))],
     )
-    try:
-        result = trainer.train(resume_from_checkpoint=bool(settings.resume))
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: checkpoints so far are in {out / 'trainer'}; continue with the "
-            "same command and --resume",
-            file=sys.stderr,
-        )
-        raise
+    result = train_resumable(trainer, out, bool(settings.resume))
     evaluated = trainer.evaluate()
     final = {
         "train_loss": round(result.training_loss, 4),

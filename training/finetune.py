@@ -410,15 +410,7 @@ def finetune(config: FinetuneConfig) -> FinetuneResult:
         processing_class=tokenizer,
         callbacks=[EarlyStoppingCallback(config.patience), metrics.callback],
     )
-    try:
-        result = trainer.train(resume_from_checkpoint=bool(config.resume))
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: checkpoints so far are in {out / 'trainer'}; continue with the "
-            "same command and --resume",
-            file=sys.stderr,
-        )
-        raise
+    result = train_resumable(trainer, out, bool(config.resume))
     model = trainer.model
     final = {
         "train_loss": round(result.training_loss, 4),
@@ -543,3 +535,17 @@ def run(args: argparse.Namespace) -> None:
         numbers,
         artifacts=list(info["outputs"].values()),
     )
+
+
+def train_resumable(trainer, out: Path, resume: bool):
+    """`trainer.train()`, continuing from the checkpoints in `out/trainer` when `resume`;
+    an interrupted run says how to continue it."""
+    try:
+        return trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: checkpoints so far are in {out / 'trainer'}; continue with the "
+            "same command and --resume",
+            file=sys.stderr,
+        )
+        raise
